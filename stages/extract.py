@@ -1,0 +1,13 @@
+"""Stage extract: raw video + params ``extract`` → the frame store."""
+
+from vdlib.config import load_section
+from vdlib.extract import extract_frames
+from vdlib.stage import run_stage
+
+
+def main(video: str, out: str) -> None:
+    extract_frames(video, out, load_section("extract"))
+
+
+if __name__ == "__main__":
+    run_stage(main)

