@@ -20,7 +20,8 @@ install: $(STAMP)  ## create/update .venv with vdlib and its pinned dependencies
 demo: install  ## run the whole pipeline on the built-in demo video
 	dvc repro
 
-test: install  ## the whole test suite, slow end-to-end tests included
+test: install  ## ruff, then the whole test suite (slow end-to-end tests included)
+	$(BIN)/ruff check vdlib stages tests benchmarks
 	YOLO_OFFLINE=1 $(BIN)/python -m pytest
 
 test-fast: install  ## skip the tests marked slow

@@ -68,7 +68,10 @@ def _write_labels_outputs(args: argparse.Namespace, cfg: LabelsConfig) -> None:
         write_preview(store, labels, args.preview)
     if args.summary:
         write_json(label_summary(labels), args.summary)
-    print(f"wrote {labels.kind} labels ({labels.dim} values per frame) for {len(labels)} frames to {args.output}")
+    print(
+        f"wrote {labels.kind} labels ({labels.dim} values per frame) "
+        f"for {len(labels)} frames to {args.output}"
+    )
 
 
 def _cmd_labels_timestamps(args: argparse.Namespace) -> None:
@@ -76,7 +79,9 @@ def _cmd_labels_timestamps(args: argparse.Namespace) -> None:
 
 
 def _cmd_labels_pose(args: argparse.Namespace) -> None:
-    pose = PoseConfig(model=args.model, batch=args.batch, imgsz=args.imgsz, conf=args.conf, device=args.device)
+    pose = PoseConfig(
+        model=args.model, batch=args.batch, imgsz=args.imgsz, conf=args.conf, device=args.device
+    )
     _write_labels_outputs(args, replace(LabelsConfig(kind="pose"), pose=pose))
 
 
@@ -98,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo_video)
 
     fetch = FetchConfig()
-    p = sub.add_parser("fetch", help="download a video (YouTube or other page URL, direct URL) or copy a file")
+    p = sub.add_parser(
+        "fetch", help="download a video (YouTube or other page URL, direct URL) or copy a file"
+    )
     p.add_argument("source", help="page URL, direct video URL, local path, or 'demo'")
     p.add_argument("-o", "--output", type=Path, required=True, help="video file (.mkv, .mp4, .webm, .mov)")
     p.add_argument("--max-height", type=int, default=fetch.max_height, help="best stream up to this height")
@@ -153,4 +160,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

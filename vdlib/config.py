@@ -124,7 +124,9 @@ class LabelsConfig:
         if self.kind not in LABEL_KINDS:
             _fail(where, "labels.kind", " | ".join(LABEL_KINDS), self.kind)
         if self.kind == "timestamps" and not self.tables:
-            _fail(where, "labels.tables", "at least one CSV table when labels.kind is timestamps", self.tables)
+            _fail(
+                where, "labels.tables", "at least one CSV table when labels.kind is timestamps", self.tables
+            )
         self.pose.validate(where)
 
 

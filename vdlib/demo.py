@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from vdlib.progress import progress
 
 from vdlib.atomic import atomic_output
 from vdlib.config import DemoConfig
+from vdlib.progress import progress
 from vdlib.video import VideoWriter
 
 SHAPES = ("circle", "square", "triangle")
@@ -118,7 +118,7 @@ def render_demo_frames(cfg: DemoConfig, segments: list[Segment] | None = None):
     background = _background(cfg)
     h, w = cfg.height, cfg.width
     radius = 0.25 * h
-    n_frames = int(round(cfg.seconds * cfg.fps))
+    n_frames = round(cfg.seconds * cfg.fps)
     seg_idx = 0
     for i in range(n_frames):
         t = i / cfg.fps
@@ -138,7 +138,7 @@ def render_demo_video(cfg: DemoConfig, out: str | Path, table: str | Path | None
     """Render the demo clip to ``out`` (and its timestamp table to ``table``, if given)."""
     out = Path(out)
     segments = demo_schedule(cfg)
-    n_frames = int(round(cfg.seconds * cfg.fps))
+    n_frames = round(cfg.seconds * cfg.fps)
     with atomic_output(out) as tmp:
         tmp_video = tmp.with_suffix(out.suffix)
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +16,14 @@ from vdlib.config import ExtractConfig
 from vdlib.errors import VdlibError
 from vdlib.frames import FrameStore, FrameStoreWriter
 from vdlib.progress import progress
-from vdlib.video import DecodeResult, VideoInfo, decode_frames, probe
+from vdlib.video import DecodeResult, VideoInfo, decode_frames, decode_to_file, probe
 
 # A decode counts as short when it yields fewer frames than the probed duration promises, beyond
 # this tolerance (the fps filter may round one frame either way at each end).
 _SHORT_TOLERANCE_FRAMES = 2
+
+# run(result, report) decodes the video, filling ``result`` and calling ``report(frames_so_far)``.
+Decoder = Callable[[DecodeResult, Callable[[int], None]], None]
 
 
 class PartialVideoWarning(UserWarning):
@@ -33,17 +38,29 @@ def _expected_frames(info: VideoInfo, cfg: ExtractConfig) -> int | None:
     return max(0, math.floor((end - start) * cfg.fps))
 
 
-def _decode_into(video: Path, cfg: ExtractConfig, info: VideoInfo, sink) -> tuple[int, DecodeResult]:
-    """Stream decoded chunks into ``sink(chunk)``; validate the count. Returns (frames, result)."""
-    expected = _expected_frames(info, cfg)
+def _decode_checked(video: Path, cfg: ExtractConfig, run: Decoder) -> tuple[int, VideoInfo]:
+    """Run ``run`` with a progress bar, then check the frame count. Returns (frames, info).
+
+    The file is probed in a thread while ffmpeg already decodes (one process start less on the
+    critical path); a probe error (missing file, not a video) wins over the decoder's.
+    """
+    if not video.is_file():
+        probe(video)  # raises the one-line error for a missing path or a folder
     result = DecodeResult()
-    bar = progress(total=expected, desc=f"extract {video.name}", unit="frame")
-    try:
-        for chunk in decode_frames(video, cfg.size, cfg.fps, cfg.pad_color, cfg.start, cfg.end, result=result):
-            sink(chunk)
-            bar.update(len(chunk))
-    finally:
-        bar.close()
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        progress(desc=f"extract {video.name}", unit="frame") as bar,
+    ):
+        probing = pool.submit(probe, video)
+
+        def report(frames: int) -> None:
+            if bar.total is None and probing.done() and probing.exception() is None:
+                bar.total = _expected_frames(probing.result(), cfg)
+            bar.update(frames - bar.n)
+
+        run(result, report)
+        info = probing.result()
+    expected = _expected_frames(info, cfg)
     first_error = (result.errors or ["no message"])[0]
     if result.frames == 0:
         if result.returncode not in (0, None):
@@ -60,26 +77,34 @@ def _decode_into(video: Path, cfg: ExtractConfig, info: VideoInfo, sink) -> tupl
         )
         if not cfg.allow_partial:
             raise VdlibError(message + "; set extract.allow_partial (--allow-partial) to keep them")
-        warnings.warn(message + "; keeping them (allow_partial)", PartialVideoWarning, stacklevel=2)
+        warnings.warn(message + "; keeping them (allow_partial)", PartialVideoWarning, stacklevel=3)
     elif result.errors:
-        warnings.warn(f"{video}: ffmpeg reported decode errors: {first_error}", stacklevel=2)
-    return result.frames, result
+        warnings.warn(f"{video}: ffmpeg reported decode errors: {first_error}", stacklevel=3)
+    return result.frames, info
 
 
 def extract_frames(video: str | Path, out: str | Path, cfg: ExtractConfig) -> FrameStore:
-    """Decode ``video`` into a frame store folder at ``out`` (written to a temp folder, then renamed)."""
+    """Decode ``video`` into a frame store folder at ``out`` (written to a temp folder, then renamed).
+
+    ffmpeg writes the frames straight into ``frames.npy``: memory use does not grow with the video.
+    """
     video, out = Path(video), Path(out)
-    info = probe(video)
     with atomic_output(out) as tmp:
         writer = FrameStoreWriter(tmp, cfg.size)
+
+        def run(result: DecodeResult, report: Callable[[int], None]) -> None:
+            decode_to_file(
+                video, writer.file, cfg.size, cfg.fps, cfg.pad_color, cfg.start, cfg.end,
+                result=result, on_progress=report,
+            )  # fmt: skip
+
         try:
-            count, _ = _decode_into(video, cfg, info, writer.append)
+            count, info = _decode_checked(video, cfg, run)
         except BaseException:
             writer.abort()
             raise
-        times = (cfg.start or 0.0) + np.arange(count) / cfg.fps
         writer.close(
-            times,
+            (cfg.start or 0.0) + np.arange(count) / cfg.fps,
             {
                 "source": video.name,
                 "fps": cfg.fps,
@@ -93,7 +118,9 @@ def extract_frames(video: str | Path, out: str | Path, cfg: ExtractConfig) -> Fr
     return FrameStore.open(out)
 
 
-def extract_png_folders(video: str | Path, out: str | Path, cfg: ExtractConfig, max_file_count: int = 1000) -> int:
+def extract_png_folders(
+    video: str | Path, out: str | Path, cfg: ExtractConfig, max_file_count: int = 1000
+) -> int:
     """Decode ``video`` into numbered folders (``0000/``, ``0001/``...) of at most ``max_file_count`` PNGs.
 
     This is the seed project's dataset layout; files are named by their global frame number.
@@ -102,18 +129,19 @@ def extract_png_folders(video: str | Path, out: str | Path, cfg: ExtractConfig, 
     if max_file_count < 1:
         raise VdlibError(f"--max-file-count: expected an integer >= 1, got {max_file_count}")
     video, out = Path(video), Path(out)
-    info = probe(video)
     with atomic_output(out) as tmp:
         tmp.mkdir(parents=True)
-        written = 0
 
-        def sink(chunk: np.ndarray) -> None:
-            nonlocal written
-            for frame in chunk:
-                folder = tmp / f"{written // max_file_count:04d}"
-                folder.mkdir(exist_ok=True)
-                Image.fromarray(frame).save(folder / f"{written:08d}.png", compress_level=1)
-                written += 1
+        def run(result: DecodeResult, report: Callable[[int], None]) -> None:
+            chunks = decode_frames(video, cfg.size, cfg.fps, cfg.pad_color, cfg.start, cfg.end, result=result)
+            written = 0
+            for chunk in chunks:
+                for frame in chunk:
+                    folder = tmp / f"{written // max_file_count:04d}"
+                    folder.mkdir(exist_ok=True)
+                    Image.fromarray(frame).save(folder / f"{written:08d}.png", compress_level=1)
+                    written += 1
+                report(written)
 
-        count, _ = _decode_into(video, cfg, info, sink)
+        count, _ = _decode_checked(video, cfg, run)
     return count

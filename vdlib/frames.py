@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,55 +27,65 @@ META_KEY = b"vdlib"
 def _npy_header(shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+        buf,
+        {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape},
     )
     return buf.getvalue()
 
 
 class FrameStoreWriter:
-    """Append frames to a new store folder without holding them in memory.
+    """Build a new store folder frame by frame, without holding frames in memory.
 
-    The ``.npy`` header is written first with a placeholder count and rewritten on :meth:`close`;
-    numpy pads headers to 64 bytes, so the two have the same length for any count below 10^12.
+    ``file`` is positioned after the ``.npy`` header, so frames can be appended with :meth:`append`
+    or written into it by another process (ffmpeg). The header is written first with a placeholder
+    count and rewritten by :meth:`close`; numpy pads headers to 64 bytes, so both have the same
+    length for any count below 10^12.
     """
 
     def __init__(self, folder: str | Path, size: int) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.size = size
-        self.count = 0
-        self._fh = open(self.folder / FRAMES_FILE, "wb")
+        self.frame_bytes = size * size * 3
+        self.file = open(self.folder / FRAMES_FILE, "wb")  # noqa: SIM115 (closed by close/abort)
         self._header_len = len(_npy_header((10**12 - 1, size, size, 3)))
-        self._fh.write(_npy_header((0, size, size, 3)).ljust(self._header_len, b"\0"))
-        self._fh.seek(self._header_len)
+        self.file.write(_npy_header((0, size, size, 3)).ljust(self._header_len, b"\0"))
+
+    @property
+    def count(self) -> int:
+        """Whole frames in the file so far."""
+        self.file.flush()
+        return (os.fstat(self.file.fileno()).st_size - self._header_len) // self.frame_bytes
 
     def append(self, frames: np.ndarray) -> None:
         """Append a (n, S, S, 3) uint8 batch."""
         if frames.dtype != np.uint8 or frames.shape[1:] != (self.size, self.size, 3):
-            raise ValueError(f"expected uint8 frames of shape (n, {self.size}, {self.size}, 3), got {frames.shape}")
-        self._fh.write(np.ascontiguousarray(frames).tobytes())
-        self.count += len(frames)
+            raise ValueError(
+                f"expected uint8 frames of shape (n, {self.size}, {self.size}, 3), got {frames.shape}"
+            )
+        self.file.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
 
     def close(self, times: np.ndarray, meta: dict[str, Any]) -> None:
         """Finish ``frames.npy`` and write ``index.parquet`` with one time per frame and ``meta``."""
-        if len(times) != self.count:
-            raise ValueError(f"{len(times)} timestamps for {self.count} frames")
-        header = _npy_header((self.count, self.size, self.size, 3))
+        count = self.count
+        if len(times) != count:
+            raise ValueError(f"{len(times)} timestamps for {count} frames")
+        header = _npy_header((count, self.size, self.size, 3))
         if len(header) != self._header_len:
             raise ValueError("frame store header length changed; too many frames")
-        self._fh.seek(0)
-        self._fh.write(header)
-        self._fh.close()
+        self.file.seek(0)
+        self.file.write(header)
+        self.file.close()
         table = pa.table(
-            {"frame": pa.array(np.arange(self.count), pa.int64()), "time_s": pa.array(times, pa.float64())}
+            {"frame": pa.array(np.arange(count), pa.int64()), "time_s": pa.array(times, pa.float64())}
         )
-        meta = {**meta, "size": self.size, "frames": self.count}
+        meta = {**meta, "size": self.size, "frames": count}
         table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
         pq.write_table(table, self.folder / INDEX_FILE)
 
     def abort(self) -> None:
         """Close the file handle after a failure (the caller removes the folder)."""
-        self._fh.close()
+        self.file.close()
 
 
 @dataclass
@@ -100,7 +111,12 @@ class FrameStore:
             table = pq.read_table(path / INDEX_FILE)
         except (ValueError, OSError, pa.ArrowException) as exc:
             raise VdlibError(f"{path}: unreadable frame store ({exc})") from None
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] != frames.shape[2]:
+        if (
+            frames.dtype != np.uint8
+            or frames.ndim != 4
+            or frames.shape[3] != 3
+            or frames.shape[1] != frames.shape[2]
+        ):
             raise VdlibError(f"{path / FRAMES_FILE}: expected uint8 frames (N, S, S, 3), got {frames.shape}")
         if table.num_rows != len(frames):
             raise VdlibError(

@@ -76,7 +76,8 @@ def read_table(path: str | Path) -> list[LabelRange]:
         for name in REQUIRED_COLUMNS:
             if name not in columns:
                 raise VdlibError(
-                    f"{path}:1: missing column '{name}' (expected columns start,end,label[,group], got {','.join(columns)})"
+                    f"{path}:1: missing column '{name}' "
+                    f"(expected columns start,end,label[,group], got {','.join(columns)})"
                 )
         col = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, "group") if name in columns}
         rows: list[LabelRange] = []
@@ -86,7 +87,9 @@ def read_table(path: str | Path) -> list[LabelRange]:
                 continue
             where = f"{path}:{line}"
             if len(row) < len(columns):
-                raise VdlibError(f"{where}: expected {len(columns)} fields ({','.join(columns)}), got {len(row)}")
+                raise VdlibError(
+                    f"{where}: expected {len(columns)} fields ({','.join(columns)}), got {len(row)}"
+                )
             values = {name: row[i].strip() for name, i in col.items()}
             times = {}
             for name in ("start", "end"):
@@ -98,7 +101,8 @@ def read_table(path: str | Path) -> list[LabelRange]:
                     ) from None
             if times["end"] <= times["start"]:
                 raise VdlibError(
-                    f"{where}: end {values['end']} is not after start {values['start']} (label {values['label']!r})"
+                    f"{where}: end {values['end']} is not after start {values['start']} "
+                    f"(label {values['label']!r})"
                 )
             if not values["label"]:
                 raise VdlibError(f"{where}: label: empty label name")

@@ -46,5 +46,7 @@ def write_preview(
     step_s = (picks[1] - picks[0]) / store.fps if len(picks) > 1 and store.fps else 0.1
     path = Path(path)
     with atomic_output(path) as tmp:
-        iio.imwrite(tmp, np.stack(images), extension=".gif", duration=int(max(20, 1000 * min(step_s, 0.5))), loop=0)
+        iio.imwrite(
+            tmp, np.stack(images), extension=".gif", duration=int(max(20, 1000 * min(step_s, 0.5))), loop=0
+        )
     return path

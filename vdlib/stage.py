@@ -13,7 +13,7 @@ from vdlib.atomic import atomic_output
 from vdlib.errors import VdlibError
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 

@@ -1,0 +1,132 @@
+"""Extract throughput: ``vdlib extract`` vs the ffmpeg binary alone doing the same decode + scale + pad.
+
+ffmpeg alone runs the identical filter graph into ``-f null``, so the difference is what vdlib adds:
+probing, the raw-RGB pipe, writing the memory-mapped store and its index. Runs are interleaved and the
+median of ``--repeats`` is reported. Prints a Markdown table and writes JSON.
+
+    python benchmarks/extract.py                 # demo video + 1080p test source
+    python benchmarks/extract.py --quick         # small inputs (the smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vdlib.config import DemoConfig, ExtractConfig
+from vdlib.demo import render_demo_video
+from vdlib.extract import extract_frames
+from vdlib.video import decode_command, ffmpeg_exe
+
+TARGET_RATIO = 1.25  # ffmpeg-alone fps / vdlib fps must stay below this
+
+
+def make_testsrc(path: Path, width: int, height: int, seconds: float, rate: int) -> Path:
+    """An H.264 ffmpeg ``testsrc2`` clip."""
+    subprocess.run(
+        [
+            ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def time_ffmpeg_alone(video: Path, cfg: ExtractConfig) -> float:
+    """Seconds for ffmpeg to decode, sample, scale and pad ``video`` into ``-f null``."""
+    cmd = decode_command(video, cfg.size, cfg.fps, cfg.pad_color, output="-", output_format="null")
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def time_vdlib(video: Path, cfg: ExtractConfig, out: Path) -> tuple[float, int]:
+    """Seconds for ``extract_frames`` (probe included) and the number of frames it stored."""
+    start = time.perf_counter()
+    store = extract_frames(video, out, cfg)
+    return time.perf_counter() - start, len(store)
+
+
+def bench(name: str, video: Path, cfg: ExtractConfig, repeats: int, workdir: Path) -> dict:
+    """Interleaved runs of both; medians and the frames/s ratio."""
+    ours, theirs, frames = [], [], 0
+    for i in range(repeats):
+        theirs.append(time_ffmpeg_alone(video, cfg))
+        out = workdir / f"frames-{len(name)}-{i}"
+        seconds, frames = time_vdlib(video, cfg, out)
+        ours.append(seconds)
+        shutil.rmtree(out)  # outside the timed region
+    vdlib_fps = frames / statistics.median(ours)
+    ffmpeg_fps = frames / statistics.median(theirs)
+    return {
+        "input": name,
+        "frames": frames,
+        "size": cfg.size,
+        "fps_sampled": cfg.fps,
+        "vdlib_frames_per_s": round(vdlib_fps, 1),
+        "ffmpeg_frames_per_s": round(ffmpeg_fps, 1),
+        "ffmpeg_over_vdlib": round(ffmpeg_fps / vdlib_fps, 3),
+        "target_met": ffmpeg_fps / vdlib_fps <= TARGET_RATIO,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one repeat (smoke test)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("reports/bench/extract.json"))
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vdlib-bench-") as tmp:
+        work = Path(tmp)
+        if args.quick:
+            demo = render_demo_video(DemoConfig(seconds=4, width=96, height=72), work / "demo.mkv")
+            hd = make_testsrc(work / "hd.mp4", 640, 360, 2, 30)
+            cases = [("demo 96x72 4s", demo, ExtractConfig(size=32, fps=10)),
+                     ("testsrc2 640x360 2s", hd, ExtractConfig(size=64, fps=30))]  # fmt: skip
+        else:
+            demo = render_demo_video(DemoConfig(), work / "demo.mkv")
+            hd = make_testsrc(work / "hd.mp4", 1920, 1080, 10, 30)
+            cases = [("demo 192x144 120s", demo, ExtractConfig(size=128, fps=10)),
+                     ("testsrc2 1920x1080 10s", hd, ExtractConfig(size=128, fps=30))]  # fmt: skip
+        for name, video, cfg in cases:
+            rows.append(bench(name, video, cfg, repeats, work))
+    header = "| input | frames | vdlib frames/s | ffmpeg alone frames/s | ffmpeg/vdlib | target <= 1.25 |"
+    print(header)
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['input']} | {r['frames']} | {r['vdlib_frames_per_s']} | {r['ffmpeg_frames_per_s']} "
+            f"| {r['ffmpeg_over_vdlib']} | {'yes' if r['target_met'] else 'NO'} |"
+        )
+    result = {
+        "benchmark": "extract",
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": _cpus()},
+        "ffmpeg": ffmpeg_exe(),
+        "repeats": repeats,
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from vdlib.config import SECTIONS, ConfigError, ExtractConfig, LabelsConfig, load_section, section_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repo_params_load_and_validate():
+    for name in ("fetch", "demo", "extract", "labels"):
+        cfg = load_section(name, REPO / "params.yaml")
+        assert isinstance(cfg, SECTIONS[name])
+    assert load_section("labels", REPO / "params.yaml").tables == ["labels/demo.csv"]
+
+
+def test_missing_keys_take_defaults_and_ints_are_accepted_as_floats():
+    cfg = section_from_dict("extract", {"fps": 5})
+    assert cfg == ExtractConfig(fps=5.0)
+    assert isinstance(cfg.fps, float)
+
+
+def test_nested_section():
+    cfg = section_from_dict("labels", {"kind": "pose", "pose": {"batch": 4}})
+    assert isinstance(cfg, LabelsConfig)
+    assert cfg.pose.batch == 4 and cfg.pose.imgsz == 320
+
+
+@pytest.mark.parametrize(
+    ("section", "data", "message"),
+    [
+        ("extract", {"fps": "ten"}, "params: extract.fps: expected a number, got 'ten'"),
+        ("extract", {"fps": -1}, "extract.fps: expected a positive number"),
+        ("extract", {"sizee": 64}, "extract.sizee: unknown key (valid keys: allow_partial, end, fps"),
+        ("extract", {"start": 5, "end": 2}, "extract.end: expected null or seconds after extract.start"),
+        ("labels", {"kind": "audio"}, "labels.kind: expected none | timestamps | pose, got 'audio'"),
+        ("labels", {"tables": "a.csv"}, "labels.tables: expected a list of strings, got 'a.csv'"),
+        ("labels", {"pose": {"imgsz": 100}}, "labels.pose.imgsz: expected a multiple of 32"),
+        ("demo", {"width": 33}, "demo.width: expected an even integer >= 32, got 33"),
+        ("fetch", {"max_height": True}, "fetch.max_height: expected an integer, got True"),
+    ],
+)
+def test_bad_values_name_the_key(section, data, message):
+    with pytest.raises(ConfigError) as err:
+        section_from_dict(section, data)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_params_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"params.yaml: file not found"):
+        load_section("extract", tmp_path / "params.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("extract: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: not valid YAML"):
+        load_section("extract", bad)
+    bad.write_text("extract:\n  size: big\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: extract.size: expected an integer, got 'big'"):
+        load_section("extract", bad)

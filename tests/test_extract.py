@@ -1,0 +1,184 @@
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import leftovers, make_testsrc
+from vdlib.config import ExtractConfig
+from vdlib.errors import VdlibError
+from vdlib.extract import PartialVideoWarning, extract_frames, extract_png_folders
+from vdlib.frames import FrameStore
+from vdlib.video import ffmpeg_exe
+
+
+def test_landscape_is_padded_top_and_bottom(tmp_path, landscape_video):
+    store = extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(size=64, fps=10))
+    assert len(store) == 20 and store.frames.shape == (20, 64, 64, 3)
+    assert isinstance(store.frames, np.memmap)
+    np.testing.assert_allclose(store.times, np.arange(20) / 10)
+    # 320x240 -> 64x48 picture, 8 rows of black padding above and below.
+    frame = np.asarray(store.frames[5]).astype(int)
+    assert frame[:7].max() <= 2 and frame[-7:].max() <= 2
+    assert frame[9:55].std() > 20  # the test pattern itself
+    assert store.meta["source_size"] == [320, 240] and store.fps == 10
+
+
+def test_portrait_is_padded_left_and_right_with_the_pad_colour(tmp_path, portrait_video):
+    store = extract_frames(
+        portrait_video, tmp_path / "frames", ExtractConfig(size=32, fps=5, pad_color="white")
+    )
+    assert len(store) == 10
+    frame = np.asarray(store.frames[0]).astype(int)
+    # 120x240 -> 16x32 picture in the middle, 8 white columns each side.
+    assert frame[:, :7].min() >= 250 and frame[:, -7:].min() >= 250
+    assert frame[:, 9:23].std() > 20
+
+
+def test_trim_and_timestamps(tmp_path, landscape_video):
+    store = extract_frames(
+        landscape_video, tmp_path / "frames", ExtractConfig(size=16, fps=10, start=0.5, end=1.5)
+    )
+    assert len(store) == 10
+    np.testing.assert_allclose(store.times, 0.5 + np.arange(10) / 10)
+    assert store.span_s == pytest.approx((0.5, 1.5))
+
+
+def test_extract_is_deterministic(tmp_path, landscape_video):
+    a = extract_frames(landscape_video, tmp_path / "a", ExtractConfig(size=32, fps=10))
+    b = extract_frames(landscape_video, tmp_path / "b", ExtractConfig(size=32, fps=10))
+    assert np.array_equal(a.frames, b.frames)
+
+
+def test_rerun_replaces_an_existing_store(tmp_path, landscape_video):
+    out = tmp_path / "frames"
+    extract_frames(landscape_video, out, ExtractConfig(size=16, fps=10))
+    store = extract_frames(landscape_video, out, ExtractConfig(size=16, fps=5))
+    assert len(store) == 10 and leftovers(tmp_path) == []
+
+
+def test_png_folders_like_the_seed(tmp_path, landscape_video):
+    count = extract_png_folders(
+        landscape_video, tmp_path / "pngs", ExtractConfig(size=24, fps=10), max_file_count=8
+    )
+    assert count == 20
+    folders = sorted(p.name for p in (tmp_path / "pngs").iterdir())
+    assert folders == ["0000", "0001", "0002"]
+    assert [len(list((tmp_path / "pngs" / f).iterdir())) for f in folders] == [8, 8, 4]
+    image = Image.open(tmp_path / "pngs" / "0002" / "00000019.png")
+    assert image.size == (24, 24) and image.mode == "RGB"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VdlibError, match=r"nope\.mp4: no such file"):
+        extract_frames(tmp_path / "nope.mp4", tmp_path / "frames", ExtractConfig())
+    assert not (tmp_path / "frames").exists()
+
+
+def test_not_a_video(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 100)
+    with pytest.raises(VdlibError, match=r"notes\.mp4: not a readable video \(ffmpeg: "):
+        extract_frames(text, tmp_path / "frames", ExtractConfig())
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48)).save(image)
+    with pytest.raises(VdlibError, match=r"photo\.png: is a still image"):
+        extract_frames(image, tmp_path / "frames", ExtractConfig())
+    assert leftovers(tmp_path) == [] and not (tmp_path / "frames").exists()
+
+
+def test_audio_only_and_empty_container(tmp_path):
+    audio = tmp_path / "audio.mka"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", str(audio)], check=True
+    )
+    with pytest.raises(VdlibError, match=r"audio\.mka: not a video \(no video stream"):
+        extract_frames(audio, tmp_path / "frames", ExtractConfig())
+    empty = tmp_path / "empty.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=duration=1",
+            "-vf",
+            "select=0",
+            str(empty),
+        ],
+        check=True,
+    )
+    with pytest.raises(VdlibError, match=r"empty\.mp4: not a video \(no video stream"):
+        extract_frames(empty, tmp_path / "frames", ExtractConfig())
+
+
+def test_zero_frames_decoded(tmp_path, landscape_video):
+    with pytest.raises(VdlibError, match=r"no frames decoded"):
+        extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(size=16, start=30.0))
+    assert not (tmp_path / "frames").exists() and leftovers(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def truncated_video(tmp_path_factory):
+    """A 4 s MKV cut in half: the header still promises 4 s."""
+    full = make_testsrc(tmp_path_factory.mktemp("trunc") / "full.mkv", 160, 120, 4)
+    data = full.read_bytes()
+    cut = full.with_name("cut.mkv")
+    cut.write_bytes(data[: len(data) // 2])
+    return cut
+
+
+def test_truncated_video_fails_clearly_and_leaves_nothing(tmp_path, truncated_video):
+    with pytest.raises(VdlibError) as err:
+        extract_frames(truncated_video, tmp_path / "frames", ExtractConfig(size=16, fps=10))
+    message = str(err.value)
+    assert "cut.mkv: truncated or corrupt: decoded" in message and "of 40 expected frames" in message
+    assert "allow_partial" in message and "\n" not in message
+    assert not (tmp_path / "frames").exists() and leftovers(tmp_path) == []
+
+
+def test_truncated_video_with_allow_partial_keeps_what_decodes(tmp_path, truncated_video):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store = extract_frames(
+            truncated_video, tmp_path / "frames", ExtractConfig(size=16, fps=10, allow_partial=True)
+        )
+    assert 5 < len(store) < 38
+    partial = [w for w in caught if issubclass(w.category, PartialVideoWarning)]
+    assert len(partial) == 1 and f"decoded {len(store)} of 40" in str(partial[0].message)
+
+
+def test_memory_stays_bounded_for_a_long_video(tmp_path):
+    """Peak RSS while extracting a ~200 MB store stays far below the store's size."""
+    video = make_testsrc(tmp_path / "long.mp4", 160, 120, 40)
+    script = (
+        "import resource, sys\n"
+        "from vdlib.config import ExtractConfig\n"
+        "from vdlib.extract import extract_frames\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "extract_frames(sys.argv[1], sys.argv[2], ExtractConfig(size=256, fps=25))\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print((after - before) // 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(video), str(tmp_path / "frames")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    grown_mb = int(out.stdout.strip().splitlines()[-1])
+    store = FrameStore.open(tmp_path / "frames")
+    store_mb = store.frames.nbytes // 2**20
+    assert len(store) == 1000 and store_mb >= 180
+    assert grown_mb < 60, f"RSS grew by {grown_mb} MB for a {store_mb} MB store"
+
+
+def test_frame_store_errors(tmp_path):
+    with pytest.raises(VdlibError, match=r"no frame store here"):
+        FrameStore.open(tmp_path / "missing")
+    (tmp_path / "half").mkdir()
+    np.save(tmp_path / "half" / "frames.npy", np.zeros((2, 8, 8, 3), np.uint8))
+    with pytest.raises(VdlibError, match=r"half: not a frame store \(missing index\.parquet\)"):
+        FrameStore.open(tmp_path / "half")
