@@ -1,5 +1,6 @@
 """``dvc repro`` on a short demo config in a temporary copy of the project."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -52,7 +53,7 @@ def project(tmp_path):
 
 
 def test_repro_builds_data_stages_and_reruns_only_what_changed(project):
-    out = dvc(project, "repro")
+    out = dvc(project, "repro", "labels")
     for stage in ("fetch", "extract", "labels"):
         assert f"Running stage '{stage}'" in out
     # The shipped table covers 120 s; this 12 s demo gets a warning for each later range.
@@ -63,10 +64,10 @@ def test_repro_builds_data_stages_and_reruns_only_what_changed(project):
     assert len(labels) == 120 and (labels.cond.sum(1) == 2).all()
     assert (project / "reports" / "labels" / "preview.gif").exists()
 
-    assert "Data and pipelines are up to date" in dvc(project, "repro")
+    assert "Data and pipelines are up to date" in dvc(project, "repro", "labels")
 
     set_params(project, extract__fps=5)
-    out = dvc(project, "repro")
+    out = dvc(project, "repro", "labels")
     assert "Stage 'fetch' didn't change, skipping" in out
     assert "Running stage 'extract'" in out and "Running stage 'labels'" in out
     assert len(FrameStore.open(project / "data" / "frames")) == 60
@@ -90,3 +91,34 @@ def test_a_bad_param_fails_the_stage_with_one_line(project):
         in result.stderr + result.stdout
     )
     assert not (project / "data" / "frames").exists()
+
+
+TINY_MODEL = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
+
+
+def test_repro_trains_the_cascade_and_base_lr_reruns_only_train_base(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["extract"]["size"] = 128
+    params["train"].update({"ckpt_every": 10, "log_every": 5, "threads": 1})
+    params["base"].update({"size": 16, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
+    params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "batch": 2, "crop": 16,
+                                "model": TINY_MODEL,
+                                "mapping_channels": 4})  # fmt: skip
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(project, "repro")
+    for stage in ("fetch", "extract", "labels", "train_base", "train_upsampler@64", "train_upsampler@128"):
+        assert f"Running stage '{stage}'" in out
+    for name in ("base", "upsampler_64", "upsampler_128"):
+        assert (project / "models" / name / "model.safetensors").is_file()
+    assert not list((project / ".vdlib" / "resume").glob("*/state"))
+    metrics = dvc(project, "metrics", "show")
+    for stage in ("train_base", "train_upsampler_64", "train_upsampler_128"):
+        assert f"reports/{stage}/metrics.json" in metrics
+
+    set_params(project, base__lr=0.002)
+    status = json.loads(dvc(project, "status", "--json"))
+    assert set(status) == {"train_base"}
+    out = dvc(project, "repro")
+    assert "Running stage 'train_base'" in out
+    for stage in ("fetch", "extract", "labels", "train_upsampler@64", "train_upsampler@128"):
+        assert f"Stage '{stage}' didn't change, skipping" in out

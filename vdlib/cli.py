@@ -85,6 +85,23 @@ def _cmd_labels_pose(args: argparse.Namespace) -> None:
     _write_labels_outputs(args, replace(LabelsConfig(kind="pose"), pose=pose))
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from vdlib.train import train_job_from_params, train_model
+
+    name = "base" if args.kind == "base" else f"upsampler_{args.size}"
+    job = train_job_from_params(
+        args.kind,
+        args.frames,
+        args.labels,
+        args.output or Path("models") / name,
+        args.reports or Path("reports") / f"train_{name}",
+        args.size,
+        params_file=args.params,
+    )
+    result = train_model(job)
+    print(f"wrote {job.model_out} (validation loss {result['val_loss']:.4f})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vdlib`` command."""
     parser = argparse.ArgumentParser(prog="vdlib", description=__doc__.splitlines()[0])
@@ -149,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=pose.device, help="cpu, cuda, cuda:0, ...")
     common(p)
     p.set_defaults(func=_cmd_labels_pose)
+    p = sub.add_parser("train", help="train the base model or an upsampler with the settings in params.yaml")
+    p.add_argument("kind", choices=("base", "upsampler"))
+    p.add_argument("--size", type=int, help="upsampler output size (64, 128, ...)")
+    p.add_argument("--frames", type=Path, default=Path("data/frames"), help="frame store")
+    p.add_argument("--labels", type=Path, default=Path("data/labels.parquet"), help="labels Parquet file")
+    p.add_argument(
+        "-o", "--output", type=Path, help="model folder (default models/base or models/upsampler_SIZE)"
+    )
+    p.add_argument("--reports", type=Path, help="DVCLive folder (default reports/train_NAME)")
+    p.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="sections train and base/upsampler"
+    )
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

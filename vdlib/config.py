@@ -130,11 +130,174 @@ class LabelsConfig:
         self.pose.validate(where)
 
 
+SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # our names -> diffusers' names
+PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction", "x0": "sample"}
+SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "euler", "cold")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The noise schedule and what the network predicts."""
+
+    schedule: str = "cosine"  # linear | cosine
+    prediction: str = "v"  # epsilon | v | x0
+    timesteps: int = 1000
+
+    def validate(self, where: str, prefix: str = "diffusion") -> None:
+        if self.schedule not in SCHEDULES:
+            _fail(where, f"{prefix}.schedule", " | ".join(SCHEDULES), self.schedule)
+        if self.prediction not in PREDICTIONS:
+            _fail(where, f"{prefix}.prediction", " | ".join(PREDICTIONS), self.prediction)
+        if self.timesteps < 2:
+            _fail(where, f"{prefix}.timesteps", "an integer >= 2", self.timesteps)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """The U-Net's size; the rest of its config (label size, upsampler or not) comes from the data."""
+
+    channels: int = 32
+    mults: list[int] = field(default_factory=lambda: [1, 2, 2])
+    res_blocks: int = 1
+    spatial_attn_levels: list[int] = field(default_factory=lambda: [2])
+    heads: int = 4
+    dropout: float = 0.0
+
+    def validate(self, where: str, prefix: str) -> None:
+        if not self.mults or min(self.mults) < 1:
+            _fail(where, f"{prefix}.mults", "a non-empty list of integers >= 1", self.mults)
+        if self.channels < 4 or self.heads < 1 or any((self.channels * m) % self.heads for m in self.mults):
+            _fail(
+                where,
+                f"{prefix}.channels",
+                f"channels x every mult divisible by heads ({self.heads})",
+                self.channels,
+            )
+        bad = [lv for lv in self.spatial_attn_levels if not 0 <= lv < len(self.mults)]
+        if bad:
+            _fail(where, f"{prefix}.spatial_attn_levels", f"levels between 0 and {len(self.mults) - 1}", bad)
+        if self.res_blocks < 1:
+            _fail(where, f"{prefix}.res_blocks", "an integer >= 1", self.res_blocks)
+        if not 0.0 <= self.dropout < 1.0:
+            _fail(where, f"{prefix}.dropout", "a probability in [0, 1)", self.dropout)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings shared by every training stage."""
+
+    seed: int = 0
+    val_fraction: float = 0.05  # held-out tail of the frame store, for validation
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads for torch; 0 = every core this process may use
+    workers: int = 0  # DataLoader worker processes reading the frame store
+    ckpt_every: int = 100  # steps between resumable checkpoints (and validation)
+    log_every: int = 10
+    sample_every: int = 0  # steps between sample GIFs; 0 = only at the end
+    compile: bool = False  # torch.compile (CUDA only)
+
+    def validate(self, where: str) -> None:
+        if not 0.0 < self.val_fraction < 0.5:
+            _fail(where, "train.val_fraction", "a fraction in (0, 0.5)", self.val_fraction)
+        for key in ("ckpt_every", "log_every"):
+            if getattr(self, key) < 1:
+                _fail(where, f"train.{key}", "an integer >= 1", getattr(self, key))
+        for key in ("threads", "workers", "sample_every"):
+            if getattr(self, key) < 0:
+                _fail(where, f"train.{key}", "an integer >= 0", getattr(self, key))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            _fail(where, "train.device", "auto, cpu, cuda or cuda:N", self.device)
+
+
+@dataclass(frozen=True)
+class ModelTrainConfig:
+    """What the base model and the upsamplers share: clip windows, optimisation, model, diffusion."""
+
+    window: int = 16  # N consecutive stored frames per clip...
+    skip: int = 1  # ...taking one, skipping M: X = ceil(N / (M + 1)) frames per clip
+    steps: int = 1000
+    batch: int = 4
+    lr: float = 1e-3
+    warmup: int = 50
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    label_dropout: float = 0.1  # labels replaced by the null embedding (classifier-free guidance)
+    context_prob: float = 0.5  # clips trained with a random number of given leading frames
+    flip: bool = False  # random horizontal flips (off: they break text and left/right pose labels)
+    model: ModelParams = field(default_factory=ModelParams)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+
+    @property
+    def frames(self) -> int:
+        """X, the frames per clip."""
+        return -(-self.window // (self.skip + 1))
+
+    def validate(self, where: str, prefix: str) -> None:
+        if self.window < 2:
+            _fail(where, f"{prefix}.window", "an integer >= 2 (consecutive frames per clip)", self.window)
+        if self.skip < 0:
+            _fail(where, f"{prefix}.skip", "an integer >= 0", self.skip)
+        if self.frames < 2:
+            _fail(where, f"{prefix}.skip", f"at most {self.window - 2} so a clip has 2+ frames", self.skip)
+        for key in ("steps", "batch"):
+            if getattr(self, key) < 1:
+                _fail(where, f"{prefix}.{key}", "an integer >= 1", getattr(self, key))
+        if self.lr <= 0:
+            _fail(where, f"{prefix}.lr", "a positive learning rate", self.lr)
+        if self.warmup < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            _fail(where, f"{prefix}.warmup", "warmup, grad_clip and weight_decay >= 0", self.warmup)
+        if not 0.0 <= self.ema_decay < 1.0:
+            _fail(where, f"{prefix}.ema_decay", "a decay in [0, 1)", self.ema_decay)
+        for key in ("label_dropout", "context_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                _fail(where, f"{prefix}.{key}", "a probability in [0, 1]", getattr(self, key))
+        self.model.validate(where, f"{prefix}.model")
+        self.diffusion.validate(where, f"{prefix}.diffusion")
+
+
+@dataclass(frozen=True)
+class BaseConfig(ModelTrainConfig):
+    """The base model: clips at ``size`` pixels."""
+
+    size: int = 32
+
+    def validate(self, where: str, prefix: str = "base") -> None:
+        super().validate(where, prefix)
+        step = 2 ** (len(self.model.mults) - 1)
+        if self.size < 8 or self.size % step:
+            _fail(where, f"{prefix}.size", f"a multiple of {step} (2 ^ levels-1), >= 8", self.size)
+
+
+@dataclass(frozen=True)
+class UpsamplerConfig(ModelTrainConfig):
+    """The 2x upsamplers (one per output size in dvc.yaml), trained on real low-res/high-res pairs."""
+
+    crop: int = 32  # train on random crops of this many pixels (0: whole frames); sampling is full-size
+    noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
+    sample_aug: float = 0.1  # ...and to this level when sampling
+    mapping_channels: int = 32
+
+    def validate(self, where: str, prefix: str = "upsampler") -> None:
+        super().validate(where, prefix)
+        step = 2 ** (len(self.model.mults) - 1)
+        if self.crop < 0 or self.crop % step:
+            _fail(where, f"{prefix}.crop", f"0 or a multiple of {step}", self.crop)
+        for key in ("noise_aug", "sample_aug"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                _fail(where, f"{prefix}.{key}", "a level in [0, 1]", getattr(self, key))
+        if self.mapping_channels < 1:
+            _fail(where, f"{prefix}.mapping_channels", "an integer >= 1", self.mapping_channels)
+
+
 SECTIONS: dict[str, type] = {
     "fetch": FetchConfig,
     "demo": DemoConfig,
     "extract": ExtractConfig,
     "labels": LabelsConfig,
+    "train": TrainConfig,
+    "base": BaseConfig,
+    "upsampler": UpsamplerConfig,
 }
 
 

@@ -145,3 +145,56 @@ class FrameStore:
             return (0.0, 0.0)
         step = 1.0 / self.fps if self.fps else 0.0
         return (float(self.times[0]), float(self.times[-1]) + step)
+
+
+@dataclass(frozen=True)
+class ClipWindows:
+    """Clips of X frames taken from N consecutive stored frames, skipping M between picks.
+
+    The store splits into a training part and a held-out tail (``val_fraction`` of the frames, and
+    at least one window) that training never sees.
+    """
+
+    total: int
+    window: int  # N
+    skip: int  # M
+    val_fraction: float
+
+    @property
+    def frames(self) -> int:
+        """X = ceil(N / (M + 1))."""
+        return -(-self.window // (self.skip + 1))
+
+    @property
+    def n_val(self) -> int:
+        """Frames in the held-out tail."""
+        return max(self.window, int(np.ceil(self.total * self.val_fraction)))
+
+    @property
+    def n_train(self) -> int:
+        """Frames in the training part."""
+        return self.total - self.n_val
+
+    def check(self, store: str, prefix: str) -> None:
+        """Raise a one-line error naming the keys if the store is too short for these windows."""
+        if self.n_train < self.window:
+            raise VdlibError(
+                f"{prefix}.window: clips need {self.window} consecutive frames, but {store} has "
+                f"{self.total} frames of which {self.n_val} are held out (train.val_fraction="
+                f"{self.val_fraction:g}, at least one window); use a longer video, a higher extract.fps "
+                f"or a smaller {prefix}.window"
+            )
+
+    def indices(self, start: int) -> np.ndarray:
+        """Stored-frame numbers of the clip beginning at ``start``."""
+        return start + np.arange(self.frames) * (self.skip + 1)
+
+    @property
+    def train_starts(self) -> int:
+        """Number of possible training clip starts (0 .. train_starts - 1)."""
+        return self.n_train - self.window + 1
+
+    def val_starts(self, count: int) -> np.ndarray:
+        """Up to ``count`` evenly spaced clip starts inside the held-out tail."""
+        first, last = self.n_train, self.total - self.window
+        return np.unique(np.linspace(first, last, num=max(1, count)).round().astype(int))

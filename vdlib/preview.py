@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vdlib.atomic import atomic_output
 from vdlib.frames import FrameStore
 from vdlib.labels import Labels
 from vdlib.pose import draw_skeleton
+from vdlib.video import write_gif
 
 
 def label_caption(labels: Labels, i: int) -> str:
@@ -44,9 +43,4 @@ def write_preview(
         draw.text((3, size - 13), text, fill=(255, 255, 255))
         images.append(np.asarray(image))
     step_s = (picks[1] - picks[0]) / store.fps if len(picks) > 1 and store.fps else 0.1
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        iio.imwrite(
-            tmp, np.stack(images), extension=".gif", duration=int(max(20, 1000 * min(step_s, 0.5))), loop=0
-        )
-    return path
+    return write_gif(np.stack(images), path, fps=1.0 / min(max(step_s, 0.02), 0.5))

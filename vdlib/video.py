@@ -365,3 +365,17 @@ def remux(src: str | Path, dst: str | Path) -> None:
             f"{src}: cannot store its streams in a {Path(dst).suffix} file "
             f"({_last_error_line(proc.stderr)}); use an output ending in .mkv"
         )
+
+
+def write_gif(frames: np.ndarray, path: str | Path, fps: float) -> Path:
+    """Write (F, H, W, 3) uint8 frames as a looping GIF, atomically."""
+    import imageio.v3 as iio
+
+    from vdlib.atomic import atomic_output
+
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        iio.imwrite(
+            tmp, np.asarray(frames, dtype=np.uint8), extension=".gif", duration=round(1000 / fps), loop=0
+        )
+    return path

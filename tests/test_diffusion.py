@@ -1,0 +1,87 @@
+"""Diffusion on diffusers schedulers: targets, every timestep trained, samplers checked with an oracle."""
+
+import pytest
+import torch
+
+from vdlib.config import DiffusionConfig
+from vdlib.diffusion import Diffusion, guided, sample
+from vdlib.errors import VdlibError
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v", "x0"])
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_target_inverts_to_x0(prediction, schedule):
+    d = Diffusion(DiffusionConfig(schedule=schedule, prediction=prediction))
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 3, 2, 8, 8, generator=gen) * 2 - 1
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.tensor([0, 10, 500, 990])
+    x_t = d.add_noise(x0, noise, t)
+    assert torch.allclose(d.predict_x0(x_t, d.target(x0, noise, t), t), x0, atol=1e-3)
+
+
+def test_every_timestep_is_trained():
+    d = Diffusion(DiffusionConfig(timesteps=50))
+    t = d.sample_timesteps(20000, torch.Generator().manual_seed(0))
+    assert t.min() == 0 and t.max() == 49 and len(t.unique()) == 50
+
+
+def oracle(d: Diffusion, x0: torch.Tensor):
+    """The ideal denoiser for a data set holding only ``x0``."""
+
+    def denoise(x_t, t, use_labels):
+        t = t.round().long() if t.is_floating_point() else t
+        abar = d.alphas_cumprod[t].view(-1, 1, 1, 1, 1)
+        eps = (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+        return d.target(x0.expand_as(x_t), eps, t)
+
+    return denoise
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver++", "euler", "cold"])
+@pytest.mark.parametrize("prediction", ["v", "epsilon"])
+def test_samplers_recover_the_only_clip_an_oracle_knows(sampler, prediction):
+    d = Diffusion(
+        DiffusionConfig(prediction=prediction, schedule="linear" if sampler == "euler" else "cosine")
+    )
+    x0 = torch.rand(1, 3, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
+    result = sample(
+        oracle(d, x0), (2, 3, 2, 8, 8), d, sampler, 25, generator=torch.Generator().manual_seed(2)
+    )
+    assert result.evaluations == 25
+    assert (result.clip - x0).abs().max() < 0.05
+
+
+def test_guidance_counts_and_scale_one_is_the_labelled_output():
+    calls = []
+
+    def denoise(x, t, use_labels):
+        calls.append(use_labels)
+        return x * (2.0 if use_labels else 1.0)
+
+    x = torch.ones(1, 3, 2, 4, 4)
+    t = torch.tensor([5])
+    assert torch.equal(guided(denoise, 1.0, True)(x, t), x * 2.0) and calls == [True]
+    calls.clear()
+    assert torch.allclose(guided(denoise, 3.0, True)(x, t), x * (1 + 3.0 * (2 - 1)))
+    assert calls == [True, False]
+    calls.clear()
+    assert torch.equal(guided(denoise, 3.0, False)(x, t), x) and calls == [False]
+    d = Diffusion(DiffusionConfig())
+    result = sample(
+        lambda x, t, u: torch.zeros_like(x), (1, 3, 2, 4, 4), d, "ddim", 10, guidance=2.0, has_labels=True
+    )
+    assert result.evaluations == 20
+
+
+def test_each_sample_draws_fresh_noise():
+    d = Diffusion(DiffusionConfig())
+    gen = torch.Generator().manual_seed(0)
+    a = sample(lambda x, t, u: torch.zeros_like(x), (1, 3, 2, 4, 4), d, "ddim", 4, generator=gen).clip
+    b = sample(lambda x, t, u: torch.zeros_like(x), (1, 3, 2, 4, 4), d, "ddim", 4, generator=gen).clip
+    assert not torch.equal(a, b)
+
+
+def test_unknown_sampler():
+    with pytest.raises(VdlibError, match=r"sampler: expected one of ddpm, ddim, dpmsolver\+\+, euler, cold"):
+        sample(lambda x, t, u: x, (1, 3, 1, 4, 4), Diffusion(DiffusionConfig()), "heun", 5)

@@ -1,0 +1,173 @@
+"""Training: clip windows, overfitting, exact kill-and-resume, DDP under torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import REPO, make_testsrc
+from vdlib.config import ExtractConfig, TrainConfig, section_from_dict
+from vdlib.errors import VdlibError
+from vdlib.extract import extract_frames
+from vdlib.frames import ClipWindows
+from vdlib.labels import Labels, write_labels
+from vdlib.train import TrainJob, lr_at, train_model
+
+TINY_MODEL = {"channels": 16, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
+
+
+def test_windows_take_x_frames_from_n_skipping_m():
+    w = ClipWindows(total=100, window=10, skip=2, val_fraction=0.05)
+    assert w.frames == 4  # ceil(10 / 3)
+    assert list(w.indices(5)) == [5, 8, 11, 14]
+    assert w.n_val == 10 and w.n_train == 90 and w.train_starts == 81
+    assert all(s >= 90 and s + 10 <= 100 for s in w.val_starts(8))
+
+
+def test_windows_too_long_for_the_store():
+    with pytest.raises(VdlibError) as err:
+        ClipWindows(total=30, window=20, skip=0, val_fraction=0.05).check("data/frames", "base")
+    message = str(err.value)
+    assert message.startswith("base.window: clips need 20 consecutive frames, but data/frames has 30 frames")
+    assert "train.val_fraction=0.05" in message
+
+
+def test_lr_warms_up_then_decays():
+    cfg = section_from_dict("base", {"lr": 0.01, "warmup": 10, "steps": 100})
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.001) and lrs[9] == pytest.approx(0.01)
+    assert lrs[50] < 0.01 and lrs[-1] == pytest.approx(0.001, rel=0.01)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A 2 s test-source clip at 12 fps, 16 px frames (24 frames, ~16 training clips), with labels."""
+    folder = tmp_path_factory.mktemp("tinydata")
+    video = make_testsrc(folder / "src.mp4", 160, 120, 2)
+    store = extract_frames(video, folder / "frames", ExtractConfig(size=16, fps=12))
+    cond = np.zeros((len(store), 2), np.float32)
+    cond[: len(store) // 2, 0] = 1
+    cond[len(store) // 2 :, 1] = 1
+    write_labels(Labels("timestamps", ["g=a", "g=b"], store.times, cond), folder / "labels.parquet")
+    return folder
+
+
+def tiny_job(folder: Path, out: Path, **overrides) -> TrainJob:
+    cfg = section_from_dict(
+        "base",
+        {"size": 16, "window": 4, "skip": 0, "batch": 4, "lr": 3e-3, "warmup": 10, "ema_decay": 0.9,
+         "model": TINY_MODEL, **overrides},
+    )  # fmt: skip
+    train = TrainConfig(ckpt_every=50, log_every=10, threads=1)
+    return TrainJob("base", cfg, train, 16, folder / "frames", folder / "labels.parquet", out / "model",
+                    out / "reports", resume_root=out / "resume")  # fmt: skip
+
+
+def test_tiny_model_overfits(tiny_data, tmp_path):
+    """On ~16 clips, validation loss at fixed noise falls by at least half within 300 steps."""
+    job = tiny_job(tiny_data, tmp_path, steps=300, context_prob=0.0, label_dropout=0.0)
+    train_model(job)
+    rows = (job.report_dir / "plots" / "metrics" / "val" / "loss.tsv").read_text().splitlines()[1:]
+    history = [float(line.split("\t")[1]) for line in rows]
+    assert len(history) == 6
+    assert history[-1] <= 0.5 * history[0], history
+    assert (job.model_out / "model.safetensors").exists()
+    meta = json.loads((job.model_out / "config.json").read_text())
+    assert meta["kind"] == "base" and meta["frames"] == 4 and meta["labels"]["names"] == ["g=a", "g=b"]
+    assert list((job.report_dir / "samples").glob("step_*.gif"))
+    assert not job.resume_root.exists() or not any(job.resume_root.iterdir())
+
+
+def write_project(root: Path, data: Path, steps: int, ckpt_every: int) -> Path:
+    """A project folder whose params.yaml trains the tiny base model."""
+    root.mkdir(parents=True)
+    params = {
+        "train": {"seed": 3, "ckpt_every": ckpt_every, "log_every": 5, "threads": 1},
+        "base": {"size": 16, "window": 4, "skip": 0, "steps": steps, "batch": 2, "lr": 2e-3, "warmup": 5,
+                 "model": TINY_MODEL},
+    }  # fmt: skip
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
+
+
+def run_stage(project: Path, data: Path, extra_env=None, launcher=None) -> subprocess.Popen:
+    args = ["base", str(data / "frames"), str(data / "labels.parquet"), "models/base", "reports/train_base"]
+    cmd = [*(launcher or [sys.executable]), str(REPO / "stages" / "train.py"), *args]
+    env = {**os.environ, **(extra_env or {})}
+    return subprocess.Popen(
+        cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def weights(project: Path) -> dict[str, torch.Tensor]:
+    return load_file(project / "models" / "base" / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_kill_and_resume_ends_with_the_same_weights(tiny_data, tmp_path):
+    straight = write_project(tmp_path / "straight", tiny_data, steps=60, ckpt_every=20)
+    proc = run_stage(straight, tiny_data)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+
+    killed = write_project(tmp_path / "killed", tiny_data, steps=60, ckpt_every=20)
+    proc = run_stage(killed, tiny_data)
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline:
+        found = list((killed / ".vdlib" / "resume").glob("*/state/state.json"))
+        if found and json.loads(found[0].read_text())["step"] >= 40:
+            state = found[0]
+            break
+        time.sleep(0.05)
+    assert state is not None, "no checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "models" / "base").exists()
+
+    proc = run_stage(killed, tiny_data)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "resuming from step" in out
+    a, b = weights(straight), weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((killed / ".vdlib" / "resume").glob("*/state"))  # removed once complete
+    # The metrics logged before the kill survive in the resumed run's logs.
+    rows = (
+        (killed / "reports" / "train_base" / "plots" / "metrics" / "train" / "loss.tsv")
+        .read_text()
+        .splitlines()
+    )
+    assert rows[0] == "step\tloss" and [int(r.split("\t")[0]) for r in rows[1:]] == list(range(5, 61, 5))
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_on_cpu(tiny_data, tmp_path):
+    project = write_project(tmp_path / "ddp", tiny_data, steps=10, ckpt_every=5)
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"]
+    proc = run_stage(project, tiny_data, launcher=torchrun)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert "base: 2 ranks, weights identical" in out
+    files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
+    assert files == [
+        "models/base/config.json",
+        "models/base/model.safetensors",
+        "params.yaml",
+        "reports/train_base/metrics.json",
+        "reports/train_base/plots/metrics/clips_per_s.tsv",
+        "reports/train_base/plots/metrics/lr.tsv",
+        "reports/train_base/plots/metrics/train/loss.tsv",
+        "reports/train_base/plots/metrics/val/loss.tsv",
+        "reports/train_base/samples/step_000010.gif",
+    ]
+    metrics = json.loads((project / "reports" / "train_base" / "metrics.json").read_text())
+    assert metrics["step"] == 10

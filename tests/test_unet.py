@@ -1,0 +1,151 @@
+"""The 3D U-Net: the seed's mistakes pinned down, and save/load."""
+
+import pickle
+
+import pytest
+import torch
+
+from vdlib.errors import VdlibError
+from vdlib.unet import UNet3D, UNetConfig, load_model, save_model
+
+TINY = UNetConfig(channels=16, mults=(1, 2), spatial_attn_levels=(1,), heads=2)
+
+
+def randomize(model: UNet3D, seed: int = 0) -> UNet3D:
+    """Give zero-initialised output layers weights, as training would, so every path matters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return model.eval()
+
+
+def test_output_shape_and_size_check():
+    model = UNet3D(TINY)
+    x = torch.randn(2, 3, 5, 16, 16)
+    assert model(x, torch.tensor([3, 700])).shape == x.shape
+    with pytest.raises(ValueError, match=r"multiple of 2"):
+        model(torch.randn(1, 3, 4, 15, 15), torch.tensor([1]))
+
+
+def test_frames_are_told_apart_without_labels():
+    """Permuting the input frames must not just permute the output (the seed's model failed this)."""
+    model = randomize(UNet3D(TINY))
+    x = torch.randn(1, 3, 6, 16, 16)
+    t = torch.tensor([500])
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    with torch.no_grad():
+        out = model(x, t)
+        out_perm = model(x[:, :, perm], t)
+    assert (out_perm - out[:, :, perm]).abs().max() > 1e-3
+    # Identical input frames still get different outputs: position is known.
+    same = x[:, :, :1].expand(-1, -1, 6, -1, -1).contiguous()
+    with torch.no_grad():
+        out_same = model(same, t)
+    assert (out_same[:, :, 0] - out_same[:, :, 3]).abs().max() > 1e-3
+
+
+def test_frames_interact_through_time():
+    """Changing one frame changes the output of other frames (temporal attention is wired in)."""
+    model = randomize(UNet3D(TINY))
+    x = torch.randn(1, 3, 4, 16, 16)
+    y = x.clone()
+    y[:, :, 3] += 1.0
+    with torch.no_grad():
+        a, b = model(x, torch.tensor([200])), model(y, torch.tensor([200]))
+    assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("lowres", [False, True], ids=["base", "upsampler"])
+def test_every_parameter_gets_a_gradient(lowres):
+    """With labels and context frames (and a low-res clip), one backward pass reaches every weight;
+    the seed's adaptive-norm shift never did."""
+    cfg = UNetConfig(channels=16, mults=(1, 2), spatial_attn_levels=(1,), heads=2, cond_dim=5, lowres=lowres,
+                     mapping_channels=8)  # fmt: skip
+    model = UNet3D(cfg)
+    torch.manual_seed(0)
+    with torch.no_grad():  # zero-initialised output layers would block gradients to everything behind them
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(2, 3, 4, 16, 16)
+    kwargs = {
+        "cond": torch.rand(2, 4, 5),
+        "cond_mask": torch.tensor([True, False]),  # one labelled, one null: both embeddings are used
+        "context": torch.randn_like(x),
+        "context_mask": torch.tensor([[True, False, False, False], [False] * 4]),
+    }
+    if lowres:
+        kwargs.update(lowres=torch.randn_like(x), aug_level=torch.tensor([0.1, 0.2]))
+    model(x, torch.tensor([10, 900]), **kwargs).square().mean().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+def test_labels_change_the_output_and_null_is_learned():
+    model = randomize(UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 3})))
+    x = torch.randn(2, 3, 4, 16, 16)
+    t = torch.tensor([400, 400])
+    cond = torch.tensor([[1.0, 0, 0]] * 4).expand(2, 4, 3)
+    with torch.no_grad():
+        labelled = model(x, t, cond=cond, cond_mask=torch.tensor([True, True]))
+        dropped = model(x, t, cond=cond, cond_mask=torch.tensor([False, False]))
+        none = model(x, t)
+        other = model(x, t, cond=torch.tensor([[0, 0, 1.0]] * 4).expand(2, 4, 3))
+    assert (labelled - dropped).abs().max() > 1e-3
+    assert (labelled - other).abs().max() > 1e-3
+    assert torch.allclose(dropped, none)  # dropped labels = the learned null embedding = no labels
+
+
+def test_per_frame_labels_reach_their_frame():
+    model = randomize(UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 2})))
+    x = torch.randn(1, 3, 4, 16, 16)
+    a = torch.tensor([[[1.0, 0]] * 4])
+    b = a.clone()
+    b[0, 2] = torch.tensor([0, 1.0])
+    with torch.no_grad():
+        diff = (model(x, torch.tensor([300]), cond=a) - model(x, torch.tensor([300]), cond=b)).abs()
+    per_frame = diff.amax(dim=(0, 1, 3, 4))
+    assert per_frame.argmax() == 2
+
+
+def test_context_frames_are_used():
+    model = randomize(UNet3D(TINY))
+    x = torch.randn(1, 3, 4, 16, 16)
+    mask = torch.tensor([[True, True, False, False]])
+    with torch.no_grad():
+        a = model(x, torch.tensor([600]), context=torch.zeros_like(x), context_mask=mask)
+        b = model(x, torch.tensor([600]), context=torch.ones_like(x), context_mask=mask)
+    assert (a[:, :, 3] - b[:, :, 3]).abs().max() > 1e-4
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    model = randomize(
+        UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 4, "lowres": True, "mapping_channels": 8}))
+    )
+    save_model(model, tmp_path / "m", extra={"kind": "upsampler", "size": 32})
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded, meta = load_model(tmp_path / "m")
+    assert meta["kind"] == "upsampler" and loaded.cfg == model.cfg
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert k1 == k2 and torch.equal(v1, v2)
+    x = torch.randn(1, 3, 3, 16, 16)
+    kwargs = {"lowres": torch.randn_like(x), "cond": torch.rand(1, 3, 4)}
+    with torch.no_grad():
+        assert torch.equal(model(x, torch.tensor([5]), **kwargs), loaded(x, torch.tensor([5]), **kwargs))
+
+
+def test_load_refuses_a_mismatch_and_never_unpickles(tmp_path, monkeypatch):
+    save_model(UNet3D(TINY), tmp_path / "m")
+    config = (tmp_path / "m" / "config.json").read_text().replace('"channels": 16', '"channels": 8')
+    (tmp_path / "m" / "config.json").write_text(config)
+
+    def no_pickles(*args, **kwargs):
+        raise AssertionError("a pickle was loaded")
+
+    monkeypatch.setattr(torch, "load", no_pickles)
+    monkeypatch.setattr(pickle, "load", no_pickles)
+    monkeypatch.setattr(pickle, "loads", no_pickles)
+    with pytest.raises(VdlibError, match=r"model.safetensors: weights do not match config.json \(shape of "):
+        load_model(tmp_path / "m")
+    with pytest.raises(VdlibError, match=r"not a vdlib model \(missing config.json\)"):
+        load_model(tmp_path)

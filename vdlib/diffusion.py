@@ -1,0 +1,170 @@
+"""Diffusion on top of diffusers' schedulers: training targets and loss, sampling, guidance.
+
+Training noise comes from ``DDPMScheduler`` (linear or cosine betas; epsilon, v or x0 prediction).
+Sampling swaps in DDPM, DDIM, DPM-Solver++ (multistep) or Euler from the same config, through one
+loop: ``scale_model_input`` → network → ``step``. Classifier-free guidance mixes a labelled and a
+null-label prediction. The seed's "cold" sampler (predict x0, re-noise it to the next level with the
+same fixed noise) has no library implementation, so it is written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+)
+
+from vdlib.config import PREDICTIONS, SAMPLERS, SCHEDULES, DiffusionConfig
+from vdlib.errors import VdlibError
+
+
+def training_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
+    """The DDPM scheduler that defines the forward process the network is trained on."""
+    return DDPMScheduler(
+        num_train_timesteps=cfg.timesteps,
+        beta_schedule=SCHEDULES[cfg.schedule],
+        prediction_type=PREDICTIONS[cfg.prediction],
+        clip_sample=False,
+    )
+
+
+class Diffusion:
+    """Noising and training targets for one :class:`DiffusionConfig`."""
+
+    def __init__(self, cfg: DiffusionConfig) -> None:
+        self.cfg = cfg
+        self.scheduler = training_scheduler(cfg)
+        self.alphas_cumprod = self.scheduler.alphas_cumprod.float()
+
+    def sample_timesteps(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Uniform over every timestep 0..T-1 (the seed never trained the last one)."""
+        return torch.randint(0, self.cfg.timesteps, (n,), generator=generator)
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."""
+        return self.scheduler.add_noise(x0, noise, t)
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the network should output at x_t."""
+        if self.cfg.prediction == "epsilon":
+            return noise
+        if self.cfg.prediction == "x0":
+            return x0
+        return self.scheduler.get_velocity(x0, noise, t)
+
+    def predict_x0(self, x_t: torch.Tensor, output: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The clean clip implied by a network output at x_t."""
+        abar = self.alphas_cumprod.to(x_t.device)[t].view(-1, *([1] * (x_t.ndim - 1)))
+        a, s = abar.sqrt(), (1 - abar).sqrt()
+        if self.cfg.prediction == "epsilon":
+            return (x_t - s * output) / a
+        if self.cfg.prediction == "x0":
+            return output
+        return a * x_t - s * output
+
+
+def make_sampler(name: str, cfg: DiffusionConfig):
+    """A diffusers scheduler for sampling, built from the training scheduler's config."""
+    base = training_scheduler(cfg).config
+    common = {"timestep_spacing": "trailing"}  # start from the noisiest level, whatever the step count
+    if name == "ddpm":
+        return DDPMScheduler.from_config(base, **common)
+    if name == "ddim":
+        return DDIMScheduler.from_config(base, **common, set_alpha_to_one=True)
+    if name == "dpmsolver++":
+        return DPMSolverMultistepScheduler.from_config(
+            base, **common, algorithm_type="dpmsolver++", solver_order=2
+        )
+    if name == "euler":
+        return EulerDiscreteScheduler.from_config(base, **common)
+    raise VdlibError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {name!r}")
+
+
+# A denoiser maps (x_t, t as a (B,) tensor, use_labels) to the network output.
+Denoiser = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
+
+
+def guided(
+    denoise: Denoiser, guidance: float, has_labels: bool
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Classifier-free guidance: null + s * (labelled - null). Scale 1 is the labelled output alone."""
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not has_labels:
+            return denoise(x, t, False)
+        labelled = denoise(x, t, True)
+        if guidance == 1.0:
+            return labelled
+        null = denoise(x, t, False)
+        return null + guidance * (labelled - null)
+
+    return fn
+
+
+@dataclass
+class SampleResult:
+    """A generated clip in [-1, 1] and how many network evaluations it took."""
+
+    clip: torch.Tensor
+    evaluations: int
+
+
+@torch.no_grad()
+def sample(
+    denoise: Denoiser,
+    shape: tuple[int, ...],
+    diffusion: Diffusion,
+    sampler: str = "dpmsolver++",
+    steps: int = 20,
+    guidance: float = 1.0,
+    has_labels: bool = False,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+) -> SampleResult:
+    """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler."""
+    if steps < 1:
+        raise VdlibError(f"steps: expected an integer >= 1, got {steps}")
+    calls = 0
+
+    def counted(x: torch.Tensor, t: torch.Tensor, use_labels: bool) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        return denoise(x, t, use_labels)
+
+    model_fn = guided(counted, guidance, has_labels)
+    noise = torch.randn(shape, generator=generator, device="cpu").to(device)
+    if sampler == "cold":
+        clip = _cold_sample(model_fn, noise, diffusion, steps)
+        return SampleResult(clip.clamp(-1, 1), calls)
+    scheduler = make_sampler(sampler, diffusion.cfg)
+    scheduler.set_timesteps(steps, device=device)
+    x = noise * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        model_input = scheduler.scale_model_input(x, t)
+        t_batch = t.expand(shape[0]).to(device)
+        output = model_fn(model_input, t_batch)
+        x = scheduler.step(output, t, x, generator=generator).prev_sample
+    return SampleResult(x.clamp(-1, 1), calls)
+
+
+def _cold_sample(model_fn, noise: torch.Tensor, diffusion: Diffusion, steps: int) -> torch.Tensor:
+    """The seed's "cold" sampling: at each level predict x0, then re-noise that estimate to the next
+    (lower) level with the *same* initial noise. Deterministic given the noise; suited to upsamplers
+    whose low-res input already fixes most of the content."""
+    T = diffusion.cfg.timesteps  # noqa: N806
+    levels = torch.linspace(T - 1, 0, steps).round().long().unique_consecutive()
+    x = noise
+    x0 = noise
+    for i, t in enumerate(levels):
+        t_batch = t.expand(noise.shape[0]).to(noise.device)
+        x0 = diffusion.predict_x0(x, model_fn(x, t_batch), t_batch).clamp(-1, 1)
+        if i + 1 < len(levels):
+            nxt = levels[i + 1].expand(noise.shape[0]).to(noise.device)
+            x = diffusion.add_noise(x0, noise, nxt)
+    return x0

@@ -1,0 +1,368 @@
+"""The space-time factorised 3D U-Net, for the base model and the 2x upsamplers.
+
+Input and output are (B, C, F, H, W). Per-frame 2D convolutions and ResNet blocks carry space;
+temporal attention with rotary position embeddings at every level carries time; spatial attention
+runs at the lower resolutions. One attention block serves both axes by rearranging.
+
+Every frame has its own embedding: noise level + frame position + an MLP of that frame's label
+vector (a learned null embedding where labels are absent or dropped), plus the noise-augmentation
+level for upsamplers. It scales and shifts each ResNet block's GroupNorm per frame.
+
+Optional inputs:
+- ``context`` / ``context_mask``: clean frames given for some positions (e.g. the last frames of the
+  previous window), concatenated as extra input channels with the mask.
+- ``lowres`` (upsamplers): the low-resolution clip, already resized to the output size. A mapping
+  network encodes it, and every ResNet block applies it through spatially adaptive normalisation
+  (per-pixel scale *and* shift).
+
+The network knows nothing of files, schedulers or training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from einops import rearrange
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vdlib.atomic import atomic_output
+from vdlib.errors import VdlibError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Constructor arguments of :class:`UNet3D`; saved as ``config.json`` beside the weights."""
+
+    channels: int = 32  # width of the first level
+    mults: tuple[int, ...] = (1, 2, 2)  # width multiplier per level; each level halves H and W
+    res_blocks: int = 1  # ResNet blocks per level
+    spatial_attn_levels: tuple[int, ...] = (2,)  # levels (0 = full resolution) with spatial attention
+    heads: int = 4
+    dropout: float = 0.0
+    image_channels: int = 3
+    cond_dim: int = 0  # length of each frame's label vector (0: unconditioned)
+    lowres: bool = False  # True for an upsampler
+    mapping_channels: int = 32  # width of the upsampler's mapping network
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mults", tuple(self.mults))
+        object.__setattr__(self, "spatial_attn_levels", tuple(self.spatial_attn_levels))
+
+
+def sinusoidal(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features (..., dim) of real ``values`` (...)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=values.device) / half)
+    args = values.float()[..., None] * freqs
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with as many groups (up to 8) as divide ``channels``."""
+    groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+    return nn.GroupNorm(groups, channels, affine=False)
+
+
+def rotary(x: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding along the sequence axis of (batch, heads, seq, head_dim)."""
+    seq, dim = x.shape[-2], x.shape[-1]
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = torch.arange(seq, device=x.device, dtype=torch.float32)[:, None] * freqs
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half : 2 * half]
+    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return torch.cat([out, x[..., 2 * half :]], dim=-1) if dim % 2 else out
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over time or over space of a (B*F, C, H, W) tensor."""
+
+    def __init__(self, channels: int, heads: int, axis: str) -> None:
+        super().__init__()
+        assert axis in ("time", "space")
+        self.axis, self.heads = axis, heads
+        self.norm = nn.GroupNorm(next(g for g in (8, 4, 2, 1) if channels % g == 0), channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        _bf, _c, h, w = x.shape
+        y = self.norm(x)
+        if self.axis == "time":  # sequences of F frames, one per pixel
+            seq = rearrange(y, "(b f) c h w -> (b h w) f c", f=frames)
+        else:  # sequences of H*W pixels, one per frame
+            seq = rearrange(y, "bf c h w -> bf (h w) c")
+        q, k, v = rearrange(
+            self.qkv(seq), "n s (three heads d) -> three n heads s d", three=3, heads=self.heads
+        )
+        if self.axis == "time":
+            q, k = rotary(q), rotary(k)
+        attended = F.scaled_dot_product_attention(q, k, v)  # softmax over the key axis
+        seq = self.out(rearrange(attended, "n heads s d -> n s (heads d)"))
+        if self.axis == "time":
+            seq = rearrange(seq, "(b h w) f c -> (b f) c h w", h=h, w=w)
+        else:
+            seq = rearrange(seq, "bf (h w) c -> bf c h w", h=h)
+        return x + seq
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions per frame; GroupNorm modulated per frame by the embedding and, for
+    upsamplers, per pixel by the mapped low-res clip (SPADE)."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float, map_channels: int) -> None:
+        super().__init__()
+        self.norm1 = group_norm(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2 = group_norm(cout)
+        self.emb = nn.Linear(emb_dim, 2 * cout)  # per-frame scale and shift
+        self.spade = nn.Conv2d(map_channels, 2 * cout, 3, padding=1) if map_channels else None
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, lowres_map: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.norm2(h)
+        scale, shift = self.emb(emb)[..., None, None].chunk(2, dim=1)
+        h = h * (1 + scale) + shift
+        if self.spade is not None:
+            mapped = (
+                F.interpolate(lowres_map, size=h.shape[-2:], mode="area")
+                if lowres_map.shape[-1] != h.shape[-1]
+                else lowres_map
+            )
+            gamma, beta = self.spade(mapped).chunk(2, dim=1)
+            h = h * (1 + gamma) + beta
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Level(nn.Module):
+    """One resolution: ResNet blocks, each followed by temporal (and maybe spatial) attention."""
+
+    def __init__(self, cin: int, cout: int, n: int, emb_dim: int, cfg: UNetConfig, spatial: bool) -> None:
+        super().__init__()
+        map_channels = cfg.mapping_channels if cfg.lowres else 0
+        self.res = nn.ModuleList(
+            ResBlock(cin if i == 0 else cout, cout, emb_dim, cfg.dropout, map_channels) for i in range(n)
+        )
+        self.time_attn = nn.ModuleList(Attention(cout, cfg.heads, "time") for _ in range(n))
+        self.space_attn = (
+            nn.ModuleList(Attention(cout, cfg.heads, "space") for _ in range(n)) if spatial else None
+        )
+
+    def forward(self, x, emb, frames, lowres_map):
+        for i, block in enumerate(self.res):
+            x = block(x, emb, lowres_map)
+            if self.space_attn is not None:
+                x = self.space_attn[i](x, frames)
+            x = self.time_attn[i](x, frames)
+        return x
+
+
+class UNet3D(nn.Module):
+    """Predicts the diffusion target (epsilon, v or x0) for a noisy clip (B, C, F, H, W)."""
+
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.channels
+        emb_dim = 4 * ch
+        self.emb_dim = emb_dim
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.frame_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if cfg.cond_dim:
+            self.cond_mlp = nn.Sequential(
+                nn.Linear(cfg.cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+            )
+        self.null_cond = nn.Parameter(torch.zeros(emb_dim))
+        # Input: noisy clip + context frames + context mask (+ low-res clip for upsamplers).
+        in_ch = 2 * cfg.image_channels + 1 + (cfg.image_channels if cfg.lowres else 0)
+        if cfg.lowres:
+            self.aug_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            m = cfg.mapping_channels
+            self.mapping = nn.Sequential(
+                nn.Conv2d(cfg.image_channels, m, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(m, m, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(m, m, 3, padding=1),
+            )  # fmt: skip
+        self.stem = nn.Conv2d(in_ch, ch, 3, padding=1)
+
+        widths = [ch * m for m in cfg.mults]
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        cin = ch
+        for level, width in enumerate(widths):
+            self.down.append(
+                Level(cin, width, cfg.res_blocks, emb_dim, cfg, level in cfg.spatial_attn_levels)
+            )
+            cin = width
+            if level < len(widths) - 1:
+                self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
+        self.mid = Level(cin, cin, 1, emb_dim, cfg, True)
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for level in reversed(range(len(widths))):
+            width = widths[level]
+            self.up.append(
+                Level(cin + width, width, cfg.res_blocks, emb_dim, cfg, level in cfg.spatial_attn_levels)
+            )
+            cin = width
+            if level > 0:
+                self.upsample.append(nn.Conv2d(width, width, 3, padding=1))
+        self.out_norm = group_norm(ch)
+        self.out = nn.Conv2d(ch, cfg.image_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def downscale(self) -> int:
+        """H and W must be multiples of this."""
+        return 2 ** (len(self.cfg.mults) - 1)
+
+    def embed(
+        self,
+        timesteps: torch.Tensor,
+        frames: int,
+        cond: torch.Tensor | None,
+        cond_mask: torch.Tensor | None,
+        aug_level: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Per-frame embeddings (B, F, E)."""
+        b = timesteps.shape[0]
+        ch = self.cfg.channels
+        emb = self.time_mlp(sinusoidal(timesteps, ch))[:, None, :]  # (B, 1, E)
+        positions = torch.arange(frames, device=timesteps.device)
+        emb = emb + self.frame_mlp(sinusoidal(positions, ch, max_period=1000.0))[None]  # (B, F, E)
+        null = self.null_cond.expand(b, frames, -1)
+        if self.cfg.cond_dim and cond is not None:
+            if cond.shape != (b, frames, self.cfg.cond_dim):
+                raise ValueError(
+                    f"cond must be (B, F, {self.cfg.cond_dim}) = ({b}, {frames}, ...), "
+                    f"got {tuple(cond.shape)}"
+                )
+            labelled = self.cond_mlp(cond.to(emb.dtype))
+            if cond_mask is not None:
+                labelled = torch.where(cond_mask[:, None, None], labelled, null)
+            emb = emb + labelled
+        else:
+            emb = emb + null
+        if self.cfg.lowres:
+            level = aug_level if aug_level is not None else torch.zeros(b, device=timesteps.device)
+            emb = emb + self.aug_mlp(sinusoidal(level * 1000.0, ch))[:, None, :]
+        return emb
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        cond_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        lowres: torch.Tensor | None = None,
+        aug_level: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, C, F, H, W) noisy clip; timesteps (B,); cond (B, F, D) labels; cond_mask (B,) False =
+        use the null embedding; context (B, C, F, H, W) clean frames where context_mask (B, F) is
+        True; lowres (B, C, F, H, W) the low-res clip resized to H x W; aug_level (B,) in [0, 1]."""
+        b, _c, frames, h, w = x.shape
+        if h % self.downscale or w % self.downscale:
+            raise ValueError(f"frame size {h}x{w} must be a multiple of {self.downscale}")
+        if timesteps.ndim == 0:
+            timesteps = timesteps.expand(b)
+        emb = rearrange(self.embed(timesteps, frames, cond, cond_mask, aug_level), "b f e -> (b f) e")
+        if context_mask is None:
+            context_mask = torch.zeros(b, frames, dtype=torch.bool, device=x.device)
+        mask = context_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, h, w)
+        given = context * mask if context is not None else torch.zeros_like(x)
+        inputs = [x, given, mask]
+        lowres_map = None
+        if self.cfg.lowres:
+            if lowres is None:
+                raise ValueError("an upsampler needs the low-res clip (lowres)")
+            lowres_flat = rearrange(lowres, "b c f h w -> (b f) c h w")
+            lowres_map = self.mapping(lowres_flat)
+            inputs.append(lowres)
+        h_ = self.stem(rearrange(torch.cat(inputs, dim=1), "b c f h w -> (b f) c h w"))
+
+        skips = []
+        for i, level in enumerate(self.down):
+            h_ = level(h_, emb, frames, lowres_map)
+            skips.append(h_)
+            if i < len(self.downsample):
+                h_ = self.downsample[i](h_)
+        h_ = self.mid(h_, emb, frames, lowres_map)
+        for i, level in enumerate(self.up):
+            h_ = level(torch.cat([h_, skips.pop()], dim=1), emb, frames, lowres_map)
+            if i < len(self.upsample):
+                h_ = self.upsample[i](F.interpolate(h_, scale_factor=2.0, mode="nearest"))
+        out = self.out(F.silu(self.out_norm(h_)))
+        return rearrange(out, "(b f) c h w -> b c f h w", b=b)
+
+
+# --------------------------------------------------------------------------------------------------
+# Save / load: config.json + model.safetensors side by side
+# --------------------------------------------------------------------------------------------------
+
+
+def save_model(model: UNet3D, folder: str | Path, extra: dict | None = None) -> Path:
+    """Write ``config.json`` (the model config plus ``extra``) and ``model.safetensors``, atomically."""
+    folder = Path(folder)
+    with atomic_output(folder) as tmp:
+        tmp.mkdir(parents=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, tmp / WEIGHTS_FILE)
+        (tmp / CONFIG_FILE).write_text(
+            json.dumps({"unet": asdict(model.cfg), **(extra or {})}, indent=2) + "\n"
+        )
+    return folder
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[UNet3D, dict]:
+    """Load a model saved by :func:`save_model`; returns (model in eval mode, the config mapping).
+
+    Refuses a config/weights mismatch with a one-line error; reads no pickle.
+    """
+    folder = Path(folder)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise VdlibError(f"{folder}: not a vdlib model (missing {name})")
+    try:
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        cfg = UNetConfig(**meta["unet"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise VdlibError(f"{folder / CONFIG_FILE}: invalid model config ({exc})") from None
+    model = UNet3D(cfg)
+    state = load_file(folder / WEIGHTS_FILE, device=str(device))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        if missing:
+            detail = f"missing {missing[:2]}"
+        elif unexpected:
+            detail = f"unexpected {unexpected[:2]}"
+        else:
+            key = wrong[0]
+            detail = f"shape of {key} is {tuple(state[key].shape)}, config says {tuple(expected[key].shape)}"
+        raise VdlibError(f"{folder / WEIGHTS_FILE}: weights do not match {CONFIG_FILE} ({detail})")
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+
+__all__ = ["UNet3D", "UNetConfig", "load_model", "save_model"]
