@@ -171,3 +171,26 @@ def test_ddp_two_ranks_on_cpu(tiny_data, tmp_path):
     ]
     metrics = json.loads((project / "reports" / "train_base" / "metrics.json").read_text())
     assert metrics["step"] == 10
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(tiny_data):
+    """Worker processes open the memory-mapped store themselves; every step's batch is the same."""
+    from torch.utils.data import DataLoader
+
+    from vdlib.clips import BatchSpec, ClipBatches
+    from vdlib.labels import read_labels
+
+    labels = read_labels(tiny_data / "labels.parquet")
+    windows = ClipWindows(len(labels), window=4, skip=1, val_fraction=0.05)
+    spec = BatchSpec(size=16, batch=3, flip=False, lowres=True, crop=8)
+    data = ClipBatches(tiny_data / "frames", labels.cond, windows, spec, seed=5, first_step=2, last_step=8)
+    serial = list(DataLoader(data, batch_size=None, num_workers=0))
+    parallel = list(DataLoader(data, batch_size=None, num_workers=2))
+    assert (
+        len(serial) == 6
+        and serial[0]["clip"].shape == (3, 3, 2, 8, 8)
+        and serial[0]["cond"].shape == (3, 2, 2)
+    )
+    for a, b in zip(serial, parallel, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in ("clip", "cond", "lowres"))
+    assert not torch.equal(serial[0]["clip"], serial[1]["clip"])

@@ -413,9 +413,12 @@ def train_model(job: TrainJob) -> dict[str, float]:
                     tcfg.seed, device,
                 )  # fmt: skip
                 metrics["val/loss"] = val
-            bar.set_postfix(
-                loss=f"{metrics['train/loss']:.4f}", val=f"{val:.4f}", clips_s=f"{clips_per_s:.1f}"
-            )
+            postfix = {
+                "loss": f"{metrics['train/loss']:.4f}",
+                "val": f"{val:.4f}",
+                "clips_s": f"{clips_per_s:.1f}",
+            }
+            bar.set_postfix(postfix, refresh=False)  # redraw on tqdm's own schedule
             if live is not None:
                 live.step = step
                 for key, value in metrics.items():
