@@ -31,5 +31,5 @@ lint: install
 	$(BIN)/ruff check vdlib stages tests benchmarks
 	$(BIN)/ruff format --check vdlib stages tests benchmarks
 
-clean:  ## remove the pipeline's outputs (not the venv)
-	rm -rf data/raw data/frames data/labels.parquet reports/labels
+clean:  ## remove the pipeline's outputs and resume states (not the venv)
+	rm -rf data/raw data/frames data/labels.parquet reports/labels/preview.gif models/base models/upsampler_* .vdlib
