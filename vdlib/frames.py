@@ -36,8 +36,8 @@ def _npy_header(shape: tuple[int, ...]) -> bytes:
 class FrameStoreWriter:
     """Build a new store folder frame by frame, without holding frames in memory.
 
-    ``file`` is positioned after the ``.npy`` header, so frames can be appended with :meth:`append`
-    or written into it by another process (ffmpeg). The header is written first with a placeholder
+    ``file`` is positioned after the ``.npy`` header, ready for raw frames (ffmpeg writes them
+    straight into it). The header is written first with a placeholder
     count and rewritten by :meth:`close`; numpy pads headers to 64 bytes, so both have the same
     length for any count below 10^12.
     """
@@ -56,14 +56,6 @@ class FrameStoreWriter:
         """Whole frames in the file so far."""
         self.file.flush()
         return (os.fstat(self.file.fileno()).st_size - self._header_len) // self.frame_bytes
-
-    def append(self, frames: np.ndarray) -> None:
-        """Append a (n, S, S, 3) uint8 batch."""
-        if frames.dtype != np.uint8 or frames.shape[1:] != (self.size, self.size, 3):
-            raise ValueError(
-                f"expected uint8 frames of shape (n, {self.size}, {self.size}, 3), got {frames.shape}"
-            )
-        self.file.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
 
     def close(self, times: np.ndarray, meta: dict[str, Any]) -> None:
         """Finish ``frames.npy`` and write ``index.parquet`` with one time per frame and ``meta``."""
