@@ -163,6 +163,11 @@ class ModelParams:
     heads: int = 4
     dropout: float = 0.0
 
+    @property
+    def size_multiple(self) -> int:
+        """Frame sizes (and crops) must be multiples of this: each level after the first halves H and W."""
+        return 2 ** (len(self.mults) - 1)
+
     def validate(self, where: str, prefix: str) -> None:
         if not self.mults or min(self.mults) < 1:
             _fail(where, f"{prefix}.mults", "a non-empty list of integers >= 1", self.mults)
@@ -264,7 +269,7 @@ class BaseConfig(ModelTrainConfig):
 
     def validate(self, where: str, prefix: str = "base") -> None:
         super().validate(where, prefix)
-        step = 2 ** (len(self.model.mults) - 1)
+        step = self.model.size_multiple
         if self.size < 8 or self.size % step:
             _fail(where, f"{prefix}.size", f"a multiple of {step} (2 ^ levels-1), >= 8", self.size)
 
@@ -280,7 +285,7 @@ class UpsamplerConfig(ModelTrainConfig):
 
     def validate(self, where: str, prefix: str = "upsampler") -> None:
         super().validate(where, prefix)
-        step = 2 ** (len(self.model.mults) - 1)
+        step = self.model.size_multiple
         if self.crop < 0 or self.crop % step:
             _fail(where, f"{prefix}.crop", f"0 or a multiple of {step}", self.crop)
         for key in ("noise_aug", "sample_aug"):
