@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from vdlib.config import DemoConfig, ExtractConfig
 from vdlib.demo import render_demo_video
+from vdlib.device import available_cores
 from vdlib.extract import extract_frames
 from vdlib.video import decode_command, ffmpeg_exe
 
@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     result = {
         "benchmark": "extract",
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": _cpus()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpus": available_cores(),
+        },
         "ffmpeg": ffmpeg_exe(),
         "repeats": repeats,
         "rows": rows,
@@ -122,10 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 if __name__ == "__main__":

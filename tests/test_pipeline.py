@@ -96,29 +96,83 @@ def test_a_bad_param_fails_the_stage_with_one_line(project):
 TINY_MODEL = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
 
 
-def test_repro_trains_the_cascade_and_base_lr_reruns_only_train_base(project):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+def git(project, *args):
+    subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+
+
+@pytest.fixture
+def git_project(tmp_path):
+    """The project in a fresh git repository (``dvc exp`` needs one), configured for tiny models."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for folder in ("stages", "vdlib", "labels"):
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "config", "user.email", "test@example.com")
+    git(tmp_path, "config", "user.name", "vdlib tests")
+    dvc(tmp_path, "init", "-q")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["demo"].update({"seconds": 12, "width": 96, "height": 72})
     params["extract"]["size"] = 128
     params["train"].update({"ckpt_every": 10, "log_every": 5, "threads": 1})
     params["base"].update({"size": 16, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
     params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "batch": 2, "crop": 16,
-                                "model": TINY_MODEL,
-                                "mapping_channels": 4})  # fmt: skip
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+                                "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
+    params["render"].update({"frames": 7, "labels": ["shape=circle,colour=red", "square,blue"]})
+    params["render"]["base"].update({"steps": 2, "context": 1})
+    for name in ("upsampler_64", "upsampler_128"):
+        params["render"][name].update({"steps": 1})
+    params["evaluate"].update({"classifier_steps": 20, "fidelity_clips": 1})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "tiny project")
+    return tmp_path
+
+
+def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_project):
+    project = git_project
     out = dvc(project, "repro")
-    for stage in ("fetch", "extract", "labels", "train_base", "train_upsampler@64", "train_upsampler@128"):
+    for stage in ("fetch", "extract", "labels", "train_base", "train_upsampler@64", "train_upsampler@128",
+                  "render", "evaluate"):  # fmt: skip
         assert f"Running stage '{stage}'" in out
     for name in ("base", "upsampler_64", "upsampler_128"):
         assert (project / "models" / name / "model.safetensors").is_file()
     assert not list((project / ".vdlib" / "resume").glob("*/state"))
-    metrics = dvc(project, "metrics", "show")
-    for stage in ("train_base", "train_upsampler_64", "train_upsampler_128"):
-        assert f"reports/{stage}/metrics.json" in metrics
+    gifs = project / "reports" / "gifs"
+    for stem in ("circle-red_seed0", "square-blue_seed0", "demo_change_seed0"):
+        for suffix in (".gif", ".mp4", "_sheet.png"):
+            assert (gifs / f"{stem}{suffix}").is_file()
+    metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
+    assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
+    assert set(metrics["label_accuracy"]["generated"]) == {"shape", "colour"}
+    assert metrics["temporal"]["ratio"] > 0 and metrics["temporal"]["border_ratio"] > 0
+    for name in ("upsampler_64", "upsampler_128"):
+        assert metrics["upsampler"][name]["bicubic_psnr"] > 20
+    # 3 base windows x 2 steps x 2 passes (guidance 2), then 2 windows x 1 step per upsampler.
+    assert metrics["sampling"]["evaluations_per_video"] == 3 * 2 * 2 + 2 * 2
+    shown = dvc(project, "metrics", "show")
+    for stage in ("train_base", "train_upsampler_64", "train_upsampler_128", "eval"):
+        assert f"reports/{stage}/metrics.json" in shown
+    assert "temporal.csv" in dvc(project, "plots", "show", "--json")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "baseline run")
 
+    # A render setting re-runs only render and evaluate, as an experiment.
+    out = dvc(project, "exp", "run", "-S", "render.base.steps=1")
+    assert "Running stage 'render'" in out and "Running stage 'evaluate'" in out
+    for stage in ("train_base", "train_upsampler@64", "train_upsampler@128"):
+        assert f"Stage '{stage}' didn't change, skipping" in out
+    rows = json.loads(dvc(project, "exp", "show", "--json"))
+    evaluations = {}
+    for row in rows:
+        for exp in [row, *[e for group in row.get("experiments") or [] for e in group["revs"]]]:
+            data = exp.get("data") or {}
+            steps = data["params"]["params.yaml"]["data"]["render"]["base"]["steps"]
+            value = data["metrics"]["reports/eval/metrics.json"]["data"]["sampling"]["evaluations_per_video"]
+            evaluations[steps] = value
+    assert evaluations == {2: 3 * 2 * 2 + 4, 1: 3 * 1 * 2 + 4}
+
+    # A training param marks only its own stage as changed.
     set_params(project, base__lr=0.002)
     status = json.loads(dvc(project, "status", "--json"))
     assert set(status) == {"train_base"}
-    out = dvc(project, "repro")
-    assert "Running stage 'train_base'" in out
-    for stage in ("fetch", "extract", "labels", "train_upsampler@64", "train_upsampler@128"):
-        assert f"Stage '{stage}' didn't change, skipping" in out

@@ -1,4 +1,5 @@
-"""The ``vdlib`` command: the pipeline's functions by hand (demo video, fetch, extract, labels).
+"""The ``vdlib`` command: the pipeline's functions by hand (demo video, fetch, extract, labels, train,
+generate).
 
 Flag defaults come from the same dataclasses as ``params.yaml``, so both agree.
 """
@@ -11,7 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from vdlib import __version__
-from vdlib.config import DemoConfig, ExtractConfig, FetchConfig, LabelsConfig, PoseConfig
+from vdlib.config import (
+    CASCADE,
+    VIDEO_FORMATS,
+    DemoConfig,
+    ExtractConfig,
+    FetchConfig,
+    LabelsConfig,
+    PoseConfig,
+    RenderConfig,
+    load_section,
+)
+from vdlib.errors import VdlibError
 from vdlib.stage import run_main, write_json
 
 
@@ -102,6 +114,63 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"wrote {job.model_out} (validation loss {result['val_loss']:.4f})")
 
 
+def _per_model(text: str | None, count: int, flag: str, kind: type) -> list | None:
+    """``--steps 20`` (every model) or ``--steps 20,4,4`` (one per model) → a list of ``count`` values."""
+    if text is None:
+        return None
+    try:
+        values = [kind(v) for v in text.split(",")]
+    except ValueError:
+        raise VdlibError(f"{flag}: expected one {kind.__name__} or one per model, got {text!r}") from None
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise VdlibError(f"{flag}: {len(values)} values for {count} models ({text!r})")
+    return values
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    from vdlib.render import render_videos
+
+    from_params = args.params.is_file()
+    cfg: RenderConfig = load_section("render", args.params) if from_params else RenderConfig()
+    pose = load_section("labels", args.params).pose if from_params else PoseConfig()
+    models = args.models or [Path("models") / name for name in CASCADE[: cfg.cascade]]
+    if len(models) > len(CASCADE):
+        raise VdlibError(f"at most {len(CASCADE)} models (a base model and up to two upsamplers)")
+    overrides = {
+        "sampler": _per_model(args.sampler, len(models), "--sampler", str),
+        "steps": _per_model(args.steps, len(models), "--steps", int),
+        "guidance": _per_model(args.guidance, len(models), "--guidance", float),
+        "context": _per_model(args.context, len(models), "--context", int),
+    }
+    sampling = {}
+    for i, name in enumerate(CASCADE[: len(models)]):
+        changes = {key: values[i] for key, values in overrides.items() if values is not None}
+        sampling[name] = replace(getattr(cfg, name), **changes)
+    formats = [f.strip() for f in args.format.split(",")] if args.format else cfg.formats
+    cfg = replace(
+        cfg,
+        cascade=len(models),
+        seeds=[args.seed + i for i in range(args.n)],
+        frames=args.frames if args.frames is not None else cfg.frames,
+        fps=args.fps if args.fps is not None else cfg.fps,
+        formats=formats,
+        labels=args.labels or [],
+        timelines=[str(t) for t in args.labels_file or []],
+        pose_from=[str(p) for p in args.pose_from or []],
+        device=args.device or cfg.device,
+        **sampling,
+    )
+    cfg.validate("vdlib generate")
+    if args.n < 1:
+        raise VdlibError(f"-n: expected an integer >= 1, got {args.n}")
+    videos = render_videos(cfg, models, args.out_dir, pose)
+    for video in videos:
+        cost = sum(s.seconds for s in video.stages)
+        print(f"wrote {args.out_dir / video.stem}.* ({len(video.frames)} frames, {cost:.1f} s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vdlib`` command."""
     parser = argparse.ArgumentParser(prog="vdlib", description=__doc__.splitlines()[0])
@@ -179,6 +248,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--params", type=Path, default=Path("params.yaml"), help="sections train and base/upsampler"
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "generate",
+        help="generate videos through the cascade (base, then upsamplers)",
+        description="Generate videos with a base model and optional upsamplers. Settings not given as "
+        "flags come from the render section of --params (when that file exists).",
+    )
+    p.add_argument(
+        "models", type=Path, nargs="*",
+        help="model folders, base first (default: models/base models/upsampler_64 models/upsampler_128, "
+        "as many as render.cascade says)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the first video")
+    p.add_argument("-n", type=int, default=1, help="videos per request, with seeds SEED, SEED+1, ...")
+    p.add_argument("--frames", type=int, help="frames per video (K); longer than a window is fine")
+    p.add_argument("--out-dir", type=Path, default=Path("generated"), help="where to write the videos")
+    p.add_argument("--format", help=f"comma-separated: {', '.join(VIDEO_FORMATS)}")
+    p.add_argument("--fps", type=float, help="playback frame rate (default: the base model's)")
+    p.add_argument(
+        "--labels", action="append",
+        help="labels for every frame, e.g. 'shape=circle,colour=red' (repeat for more videos)",
+    )  # fmt: skip
+    p.add_argument(
+        "--labels-file", type=Path, action="append",
+        help="timestamp table (start,end,label[,group]) in output time, for labels that change",
+    )  # fmt: skip
+    p.add_argument(
+        "--pose-from", type=Path, action="append",
+        help="a video or pose labels Parquet file whose poses drive a pose-conditioned model",
+    )  # fmt: skip
+    p.add_argument("--sampler", help="ddpm, ddim, dpmsolver++, euler or cold; one, or one per model")
+    p.add_argument("--steps", help="sampling steps; one number, or one per model (e.g. 20,4,4)")
+    p.add_argument("--guidance", help="classifier-free guidance scale; one, or one per model")
+    p.add_argument("--context", help="frames carried into each next window; one, or one per model")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="defaults (section render)")
+    p.set_defaults(func=_cmd_generate)
     return parser
 
 

@@ -282,6 +282,7 @@ class UpsamplerConfig(ModelTrainConfig):
     noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
     sample_aug: float = 0.1  # ...and to this level when sampling
     mapping_channels: int = 32
+    residual_scale: float = 8.0  # diffuse (frames - bilinear upscale) x this; 0 = diffuse the frames
 
     def validate(self, where: str, prefix: str = "upsampler") -> None:
         super().validate(where, prefix)
@@ -293,6 +294,88 @@ class UpsamplerConfig(ModelTrainConfig):
                 _fail(where, f"{prefix}.{key}", "a level in [0, 1]", getattr(self, key))
         if self.mapping_channels < 1:
             _fail(where, f"{prefix}.mapping_channels", "an integer >= 1", self.mapping_channels)
+        if self.residual_scale < 0:
+            _fail(where, f"{prefix}.residual_scale", "0 (off) or a scale > 0", self.residual_scale)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How one model of the cascade samples."""
+
+    sampler: str = "dpmsolver++"  # ddpm | ddim | dpmsolver++ | euler | cold
+    steps: int = 20
+    guidance: float = 1.0  # classifier-free guidance scale; 1 = labelled prediction alone (one pass)
+    context: int = 2  # frames of the previous window given to the next one (0: independent windows)
+
+    def validate(self, where: str, prefix: str) -> None:
+        if self.sampler not in SAMPLERS:
+            _fail(where, f"{prefix}.sampler", " | ".join(SAMPLERS), self.sampler)
+        if self.steps < 1:
+            _fail(where, f"{prefix}.steps", "an integer >= 1", self.steps)
+        if self.guidance < 0:
+            _fail(where, f"{prefix}.guidance", "a scale >= 0 (1 = no guidance)", self.guidance)
+        if self.context < 0:
+            _fail(where, f"{prefix}.context", "an integer >= 0", self.context)
+
+
+CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order
+VIDEO_FORMATS = ("gif", "mp4")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """The render stage: which videos to generate, how long, and how each model samples."""
+
+    cascade: int = 3  # how many of base → upsampler_64 → upsampler_128 to run (1 = base only)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    frames: int = 16  # K frames per video; longer than a window is made window by window
+    fps: float = 0.0  # playback rate; 0 = the base model's frame rate
+    formats: list[str] = field(default_factory=lambda: ["gif"])
+    labels: list[str] = field(default_factory=list)  # one video per entry and seed: "shape=circle,colour=red"
+    timelines: list[str] = field(default_factory=list)  # timestamp tables in output time: a video each
+    pose_from: list[str] = field(default_factory=list)  # videos or pose label files: a video each
+    device: str = "auto"
+    base: SamplingConfig = field(default_factory=lambda: SamplingConfig(guidance=2.0, context=4))
+    upsampler_64: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
+    upsampler_128: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
+
+    def sampling(self) -> list[SamplingConfig]:
+        """The sampling settings of the models that run, in cascade order."""
+        return [getattr(self, name) for name in CASCADE[: self.cascade]]
+
+    def validate(self, where: str) -> None:
+        if not 1 <= self.cascade <= len(CASCADE):
+            _fail(where, "render.cascade", f"1 to {len(CASCADE)} ({' → '.join(CASCADE)})", self.cascade)
+        if not self.seeds:
+            _fail(where, "render.seeds", "a non-empty list of integers", self.seeds)
+        if self.frames < 1:
+            _fail(where, "render.frames", "an integer >= 1", self.frames)
+        if self.fps < 0:
+            _fail(where, "render.fps", "frames per second > 0, or 0 for the model's rate", self.fps)
+        bad = [f for f in self.formats if f not in VIDEO_FORMATS]
+        if bad or not self.formats:
+            _fail(where, "render.formats", f"a list of {' and '.join(VIDEO_FORMATS)}", self.formats)
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            _fail(where, "render.device", "auto, cpu, cuda or cuda:N", self.device)
+        for name in CASCADE:
+            getattr(self, name).validate(where, f"render.{name}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The evaluate stage: the label classifier and how many held-out clips to score."""
+
+    classifier_size: int = 32  # frames are scored at this size
+    classifier_steps: int = 1200
+    fidelity_clips: int = 4  # held-out clips per upsampler for PSNR/SSIM
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        if self.classifier_size < 8:
+            _fail(where, "evaluate.classifier_size", "an integer >= 8 (pixels)", self.classifier_size)
+        for key in ("classifier_steps", "fidelity_clips"):
+            if getattr(self, key) < 1:
+                _fail(where, f"evaluate.{key}", "an integer >= 1", getattr(self, key))
 
 
 SECTIONS: dict[str, type] = {
@@ -303,6 +386,8 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "base": BaseConfig,
     "upsampler": UpsamplerConfig,
+    "render": RenderConfig,
+    "evaluate": EvaluateConfig,
 }
 
 

@@ -126,8 +126,10 @@ def sample(
     has_labels: bool = False,
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
+    bound: float = 1.0,
 ) -> SampleResult:
-    """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler."""
+    """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler; values are
+    clamped to [-bound, bound] (1 for frames in model range)."""
     if steps < 1:
         raise VdlibError(f"steps: expected an integer >= 1, got {steps}")
     calls = 0
@@ -140,8 +142,8 @@ def sample(
     model_fn = guided(counted, guidance, has_labels)
     noise = torch.randn(shape, generator=generator, device="cpu").to(device)
     if sampler == "cold":
-        clip = _cold_sample(model_fn, noise, diffusion, steps)
-        return SampleResult(clip.clamp(-1, 1), calls)
+        clip = _cold_sample(model_fn, noise, diffusion, steps, bound)
+        return SampleResult(clip.clamp(-bound, bound), calls)
     scheduler = make_sampler(sampler, diffusion.cfg)
     scheduler.set_timesteps(steps, device=device)
     x = noise * scheduler.init_noise_sigma
@@ -150,10 +152,12 @@ def sample(
         t_batch = t.expand(shape[0]).to(device)
         output = model_fn(model_input, t_batch)
         x = scheduler.step(output, t, x, generator=generator).prev_sample
-    return SampleResult(x.clamp(-1, 1), calls)
+    return SampleResult(x.clamp(-bound, bound), calls)
 
 
-def _cold_sample(model_fn, noise: torch.Tensor, diffusion: Diffusion, steps: int) -> torch.Tensor:
+def _cold_sample(
+    model_fn, noise: torch.Tensor, diffusion: Diffusion, steps: int, bound: float
+) -> torch.Tensor:
     """The seed's "cold" sampling: at each level predict x0, then re-noise that estimate to the next
     (lower) level with the *same* initial noise. Deterministic given the noise; suited to upsamplers
     whose low-res input already fixes most of the content."""
@@ -163,7 +167,7 @@ def _cold_sample(model_fn, noise: torch.Tensor, diffusion: Diffusion, steps: int
     x0 = noise
     for i, t in enumerate(levels):
         t_batch = t.expand(noise.shape[0]).to(noise.device)
-        x0 = diffusion.predict_x0(x, model_fn(x, t_batch), t_batch).clamp(-1, 1)
+        x0 = diffusion.predict_x0(x, model_fn(x, t_batch), t_batch).clamp(-bound, bound)
         if i + 1 < len(levels):
             nxt = levels[i + 1].expand(noise.shape[0]).to(noise.device)
             x = diffusion.add_noise(x0, noise, nxt)

@@ -147,6 +147,24 @@ class Labels:
         return out
 
 
+def cond_from_ranges(
+    ranges: list[LabelRange], names: list[str], times: np.ndarray
+) -> tuple[np.ndarray, list[LabelRange]]:
+    """Multi-hot (len(times), len(names)) vectors: a frame at time t gets every range with
+    start <= t < end. Also returns the ranges no time falls into. Every range's ``group=label`` must
+    be in ``names``."""
+    slot = {n: i for i, n in enumerate(names)}
+    cond = np.zeros((len(times), len(names)), dtype=np.float32)
+    missed = []
+    for r in ranges:
+        hit = (times >= r.start) & (times < r.end)
+        if hit.any():
+            cond[hit, slot[f"{r.group}={r.label}"]] = 1.0
+        else:
+            missed.append(r)
+    return cond, missed
+
+
 def timestamp_labels(store: FrameStore, tables: list[str | Path]) -> Labels:
     """Multi-hot labels for every frame of ``store`` from one or more timestamp tables.
 
@@ -164,24 +182,19 @@ def timestamp_labels(store: FrameStore, tables: list[str | Path]) -> Labels:
     # Keep each group's labels together, groups in order of first appearance.
     group_order = list(dict.fromkeys(n.partition("=")[0] for n in names))
     names = [n for g in group_order for n in names if n.partition("=")[0] == g]
-    slot = {n: i for i, n in enumerate(names)}
     times = np.asarray(store.times, dtype=np.float64)
-    cond = np.zeros((len(times), len(names)), dtype=np.float32)
+    cond, missed = cond_from_ranges(ranges, names, times)
     first, last = store.span_s
-    for r in ranges:
-        hit = (times >= r.start) & (times < r.end)
-        if hit.any():
-            cond[hit, slot[f"{r.group}={r.label}"]] = 1.0
-        else:
-            where = "past the video's end" if r.start >= last else "between stored frames"
-            if r.end <= first:
-                where = "before the first stored frame"
-            warnings.warn(
-                f"{r.where}: range {r.start:g}-{r.end:g} s of {r.group}={r.label} lies {where} "
-                f"(frames cover {first:g}-{last:g} s); no frame gets it",
-                LabelRangeWarning,
-                stacklevel=2,
-            )
+    for r in missed:
+        where = "past the video's end" if r.start >= last else "between stored frames"
+        if r.end <= first:
+            where = "before the first stored frame"
+        warnings.warn(
+            f"{r.where}: range {r.start:g}-{r.end:g} s of {r.group}={r.label} lies {where} "
+            f"(frames cover {first:g}-{last:g} s); no frame gets it",
+            LabelRangeWarning,
+            stacklevel=2,
+        )
     return Labels("timestamps", names, times, cond, source=[str(t) for t in tables])
 
 

@@ -1,7 +1,8 @@
-"""A preview GIF of a frame store with its labels drawn on: label names, or pose skeletons.
+"""Pictures for people: a preview GIF of a frame store with its labels drawn on (label names or pose
+skeletons), and contact sheets of generated frames.
 
-Made by the labels stage so a user can check at a glance that a timestamp table lines up with the
-video, or that the pose model found the person.
+The preview lets a user check at a glance that a timestamp table lines up with the video, or that
+the pose model found the person; a sheet lets them compare generated frames side by side.
 """
 
 from __future__ import annotations
@@ -44,3 +45,40 @@ def write_preview(
         images.append(np.asarray(image))
     step_s = (picks[1] - picks[0]) / store.fps if len(picks) > 1 and store.fps else 0.1
     return write_gif(np.stack(images), path, fps=1.0 / min(max(step_s, 0.02), 0.5))
+
+
+def write_contact_sheet(
+    frames: np.ndarray,
+    path: str | Path,
+    caption: str = "",
+    columns: int = 8,
+    min_size: int = 96,
+    poses: np.ndarray | None = None,
+) -> Path:
+    """Write (F, S, S, 3) uint8 frames as a PNG grid (frame numbers under each, ``caption`` on top).
+
+    Small frames are enlarged (nearest neighbour) to at least ``min_size``; ``poses`` (F, 17, 3), if
+    given, are drawn over their frames.
+    """
+    from vdlib.atomic import atomic_output
+
+    n, s = len(frames), frames.shape[1]
+    scale = max(1, -(-min_size // s))
+    tile, gap, top = s * scale, 2, 16
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    sheet = Image.new("RGB", (columns * (tile + gap) + gap, top + rows * (tile + gap + 12)), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    draw.text((gap + 2, 2), caption, fill=(255, 255, 255))
+    for i, frame in enumerate(frames):
+        image = Image.fromarray(np.asarray(frame)).resize((tile, tile), Image.NEAREST)
+        if poses is not None:
+            draw_skeleton(ImageDraw.Draw(image), poses[i], tile)
+        x = gap + (i % columns) * (tile + gap)
+        y = top + (i // columns) * (tile + gap + 12)
+        sheet.paste(image, (x, y))
+        draw.text((x + 2, y + tile), str(i), fill=(200, 200, 200))
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path

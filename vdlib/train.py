@@ -33,10 +33,11 @@ from torch.utils.data import DataLoader
 from vdlib.atomic import atomic_output
 from vdlib.clips import BatchSpec, ClipBatches, make_batch, step_generator
 from vdlib.config import ModelTrainConfig, TrainConfig, UpsamplerConfig
+from vdlib.device import available_cores, resolve_device
 from vdlib.diffusion import Diffusion, sample
 from vdlib.errors import VdlibError
 from vdlib.frames import ClipWindows, FrameStore
-from vdlib.labels import read_labels
+from vdlib.labels import Labels, read_labels
 from vdlib.progress import progress
 from vdlib.unet import UNet3D, UNetConfig, save_model
 from vdlib.video import write_gif
@@ -127,6 +128,15 @@ def _unwrap(model: torch.nn.Module) -> UNet3D:
     return getattr(model, "_orig_mod", model)  # torch.compile
 
 
+def diffused_clip(batch: dict[str, torch.Tensor], cfg: ModelTrainConfig) -> torch.Tensor:
+    """What the model diffuses: the clip, or for a residual upsampler the clip minus its (clean,
+    resized) low-res input, scaled up to about unit range, so an untrained upsampler already gives
+    the bilinear upscale and the noise levels span the detail it adds."""
+    if isinstance(cfg, UpsamplerConfig) and cfg.residual_scale:
+        return (batch["clip"] - batch["lowres"]) * cfg.residual_scale
+    return batch["clip"]
+
+
 def training_loss(
     model: torch.nn.Module,
     diffusion: Diffusion,
@@ -136,7 +146,7 @@ def training_loss(
     device: torch.device,
 ) -> torch.Tensor:
     """Noise a batch of clips at uniform levels and score the network's prediction (MSE)."""
-    clip = batch["clip"]
+    clip = diffused_clip(batch, cfg)
     b, _, frames = clip.shape[:3]
     t = diffusion.sample_timesteps(b, gen)
     noise = torch.randn(clip.shape, generator=gen)
@@ -196,7 +206,7 @@ def validation_loss(
     batch = _center_crop(
         make_batch(store, cond, windows, spec, windows.val_starts(VAL_CLIPS).tolist()), spec.crop
     )
-    clip = batch["clip"]
+    clip = diffused_clip(batch, cfg)
     gen = step_generator(seed, 0, 0, stream=3)
     total = 0.0
     for frac in VAL_LEVELS:
@@ -287,19 +297,8 @@ def _setup(train: TrainConfig) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    want = train.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise VdlibError(f"train.device: {want!r} asked for, but PyTorch sees no CUDA device here")
-    device = torch.device(f"cuda:{local}" if want == "cuda" and world > 1 else want)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(train.threads or max(1, cores // world))
+    threads = train.threads or max(1, available_cores() // world)
+    device = resolve_device(train.device, "train.device", local if world > 1 else None, threads)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
@@ -314,30 +313,55 @@ def _weights_checksum(model: UNet3D) -> float:
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class JobData:
+    """What a job trains and validates on: the store, its labels, the clip windows, the batch shape."""
+
+    store: FrameStore
+    labels: Labels
+    windows: ClipWindows
+    spec: BatchSpec
+
+    @classmethod
+    def open(cls, job: TrainJob) -> JobData:
+        """Open and check the job's frame store and labels against its params."""
+        cfg = job.cfg
+        store = FrameStore.open(job.frames)
+        labels = read_labels(job.labels)
+        if len(labels) != len(store):
+            raise VdlibError(
+                f"{job.labels}: {len(labels)} rows for the {len(store)} frames of {job.frames}; re-run labels"
+            )
+        if job.size > store.size:
+            raise VdlibError(
+                f"{job.prefix}: size {job.size} is larger than the stored frames ({store.size}); "
+                "raise extract.size"
+            )
+        windows = ClipWindows(len(store), cfg.window, cfg.skip, job.train.val_fraction)
+        windows.check(str(job.frames), job.prefix)
+        spec = BatchSpec(
+            size=job.size,
+            batch=cfg.batch,
+            flip=cfg.flip,
+            lowres=job.is_upsampler,
+            crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
+        )
+        return cls(store, labels, windows, spec)
+
+    def val_loss(self, job: TrainJob, model: UNet3D, device: torch.device) -> float:
+        """:func:`validation_loss` of ``model`` on this data's held-out clips."""
+        return validation_loss(
+            model, Diffusion(job.cfg.diffusion), self.store, self.labels.cond, self.windows, self.spec,
+            job.cfg, job.train.seed, device,
+        )  # fmt: skip
+
+
 def train_model(job: TrainJob) -> dict[str, float]:
     """Train one model; returns its final metrics. Resumes from ``.vdlib/resume`` when it can."""
     rank, world, device = _setup(job.train)
     cfg, tcfg = job.cfg, job.train
-    store = FrameStore.open(job.frames)
-    labels = read_labels(job.labels)
-    if len(labels) != len(store):
-        raise VdlibError(
-            f"{job.labels}: {len(labels)} rows for the {len(store)} frames of {job.frames}; re-run labels"
-        )
-    if job.size > store.size:
-        raise VdlibError(
-            f"{job.prefix}: size {job.size} is larger than the stored frames ({store.size}); "
-            "raise extract.size"
-        )
-    windows = ClipWindows(len(store), cfg.window, cfg.skip, tcfg.val_fraction)
-    windows.check(str(job.frames), job.prefix)
-    spec = BatchSpec(
-        size=job.size,
-        batch=cfg.batch,
-        flip=cfg.flip,
-        lowres=job.is_upsampler,
-        crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
-    )
+    data = JobData.open(job)
+    store, labels, windows, spec = data.store, data.labels, data.windows, data.spec
     diffusion = Diffusion(cfg.diffusion)
     torch.manual_seed(tcfg.seed)  # the initial weights
     model = UNet3D(unet_config(cfg, labels.dim)).to(device)
@@ -485,6 +509,7 @@ def _model_meta(job: TrainJob, labels, store: FrameStore, windows: ClipWindows) 
     }
     if isinstance(job.cfg, UpsamplerConfig):
         meta["sample_aug"] = job.cfg.sample_aug
+        meta["residual_scale"] = job.cfg.residual_scale
     return meta
 
 
@@ -501,11 +526,15 @@ def _write_sample(job, model, diffusion, store, cond, windows, spec, step, devic
         cond_t = batch["cond"].to(device) if has_labels and use_labels else None
         return model(x, t, cond=cond_t, **kwargs)
 
+    scale = job.cfg.residual_scale if isinstance(job.cfg, UpsamplerConfig) else 0.0
     result = sample(
         denoise, tuple(batch["clip"].shape), diffusion, "dpmsolver++", 20, 1.0, has_labels,
-        step_generator(job.train.seed, step, 0, 2), device,
+        step_generator(job.train.seed, step, 0, 2), device, bound=2.0 * scale if scale else 1.0,
     )  # fmt: skip
-    clip = torch.cat([batch["clip"], result.clip.cpu()], dim=-1)  # real | generated, side by side
+    made = result.clip.cpu()
+    if scale:
+        made = (made / scale + batch["lowres"]).clamp(-1, 1)
+    clip = torch.cat([batch["clip"], made], dim=-1)  # real | generated, side by side
     frames = ((clip[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
     write_gif(
         frames,

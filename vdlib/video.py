@@ -379,3 +379,25 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float) -> Path:
             tmp, np.asarray(frames, dtype=np.uint8), extension=".gif", duration=round(1000 / fps), loop=0
         )
     return path
+
+
+def write_mp4(frames: np.ndarray, path: str | Path, fps: float) -> Path:
+    """Write (F, H, W, 3) uint8 frames as an H.264 MP4 (bit-exact for the same frames), atomically.
+
+    H.264 with 4:2:0 chroma needs even sides; odd frames are padded by one pixel.
+    """
+    from vdlib.atomic import atomic_output
+
+    frames = np.asarray(frames, dtype=np.uint8)
+    _, h, w, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        tmp_video = tmp.with_suffix(".mp4")
+        try:
+            with VideoWriter(tmp_video, frames.shape[2], frames.shape[1], fps) as writer:
+                writer.write(frames)
+            tmp_video.rename(tmp)
+        finally:
+            tmp_video.unlink(missing_ok=True)
+    return path

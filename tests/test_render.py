@@ -1,0 +1,226 @@
+"""Generation: windows, fresh noise, context, the cascade, label requests, files, determinism, CLI."""
+
+import json
+import warnings
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vdlib.cli import main as cli
+from vdlib.conditions import ModelLabels, parse_labels, pose_cond, timeline_cond
+from vdlib.config import DemoConfig, ExtractConfig, PoseConfig, SamplingConfig, TrainConfig, section_from_dict
+from vdlib.demo import demo_schedule, write_schedule_csv
+from vdlib.errors import VdlibError
+from vdlib.extract import extract_frames
+from vdlib.labels import LabelRangeWarning, Labels, timestamp_labels, write_labels
+from vdlib.pose import KEYPOINT_NAMES
+from vdlib.render import load_cascade, open_model, run_model, window_plan
+from vdlib.train import TrainJob, train_model
+from vdlib.video import probe
+
+TINY = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def models(demo_video, tmp_path_factory):
+    """A tiny labelled base (16 px, 4-frame windows) and a 32 px upsampler, trained for a few steps."""
+    folder = tmp_path_factory.mktemp("render")
+    store = extract_frames(demo_video, folder / "frames", ExtractConfig(size=32, fps=10))
+    write_schedule_csv(demo_schedule(DemoConfig()), folder / "demo.csv")  # names every shape and colour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelRangeWarning)  # the table covers 120 s, the clip 8
+        write_labels(timestamp_labels(store, [folder / "demo.csv"]), folder / "labels.parquet")
+    train = TrainConfig(ckpt_every=100, log_every=10, threads=1)
+    for kind, size, extra in (
+        ("base", 16, {"size": 16}),
+        ("upsampler", 32, {"crop": 16, "mapping_channels": 4}),
+    ):
+        cfg = section_from_dict(
+            kind, {"window": 8, "skip": 1, "steps": 20, "batch": 2, "model": TINY, **extra}
+        )
+        name = "base" if kind == "base" else "upsampler_32"
+        job = TrainJob(name, cfg, train, size, folder / "frames", folder / "labels.parquet",
+                       folder / name, folder / f"reports_{name}", resume_root=folder / "resume")  # fmt: skip
+        train_model(job)
+    return folder
+
+
+BASE, UP = SamplingConfig(steps=3, context=2), SamplingConfig(steps=2, context=0)
+
+
+def cascade(models, base=BASE, up=UP):
+    return load_cascade(
+        [models / "base", models / "upsampler_32"], [base, up], ["render.base", "render.up"], CPU
+    )
+
+
+def circle_red(models, frames):
+    labels = cascade(models)[0].labels
+    return np.tile(parse_labels("shape=circle,colour=red", labels), (frames, 1))
+
+
+def test_window_plan_covers_k_frames_with_context():
+    assert window_plan(16, 8, 4) == [(0, 0), (4, 4), (8, 4)]
+    assert window_plan(20, 8, 0) == [(0, 0), (8, 0), (12, 4)]  # the last window ends exactly at K
+    assert window_plan(5, 8, 4) == [(0, 0)]  # shorter than a window: one short window
+    assert window_plan(8, 8, 2) == [(0, 0)]
+    for total, window, context in ((37, 8, 3), (9, 4, 1), (100, 16, 15)):
+        plan = window_plan(total, window, context)
+        made = np.zeros(total, int)
+        for start, given in plan:
+            assert given < window and start + window <= total
+            made[start + given : start + window] += 1
+        assert (made == 1).all()  # every frame is made exactly once
+
+
+def test_each_window_draws_fresh_noise(models):
+    """Without context, two windows with the same labels would be identical if noise were reused."""
+    base = cascade(models, base=SamplingConfig(steps=3, context=0))[0]
+    out = run_model(base, 0, circle_red(models, 8), 8, seed=0, device=CPU)
+    assert out.borders == [4]
+    first, second = out.clip[:, :, :4], out.clip[:, :, 4:]
+    assert (first - second).abs().mean() > 0.05
+
+
+def test_later_windows_continue_from_the_previous_one(models):
+    """With context, the first window is unchanged and later frames depend on it."""
+    cond = circle_red(models, 10)
+    free = run_model(cascade(models, base=SamplingConfig(steps=3, context=0))[0], 0, cond, 10, 0, CPU)
+    linked = run_model(cascade(models, base=SamplingConfig(steps=3, context=2))[0], 0, cond, 10, 0, CPU)
+    assert torch.equal(free.clip[:, :, :4], linked.clip[:, :, :4])
+    assert linked.borders == [4, 6, 8]
+    assert not torch.equal(free.clip[:, :, 4:], linked.clip[:, :, 4:])
+
+
+def test_upsampler_is_conditioned_on_the_previous_models_output(models):
+    up = cascade(models)[1]
+    gen = torch.Generator().manual_seed(0)
+    low_a = torch.rand(1, 3, 4, 16, 16, generator=gen) * 2 - 1
+    low_b = -low_a
+    a = run_model(up, 1, None, 4, 0, CPU, lowres=low_a).clip
+    b = run_model(up, 1, None, 4, 0, CPU, lowres=low_b).clip
+    assert a.shape == (1, 3, 4, 32, 32)
+    # Each output follows its own low-res input (residual over the bilinear upscale).
+    small_a = torch.nn.functional.avg_pool3d(a, (1, 2, 2))
+    assert (small_a - low_a).abs().mean() < (small_a - low_b).abs().mean() / 2
+    assert not torch.equal(a, b)
+
+
+def test_cascade_order_is_checked(models):
+    settings = [SamplingConfig(), SamplingConfig()]
+    with pytest.raises(VdlibError, match="the first model must be a base model"):
+        load_cascade([models / "upsampler_32", models / "base"], settings, ["a", "b"], CPU)
+    with pytest.raises(VdlibError, match="expected an upsampler after"):
+        load_cascade([models / "base", models / "base"], settings, ["a", "b"], CPU)
+    with pytest.raises(VdlibError, match=r"render.base.context: expected 0 to 3 .* got 4"):
+        open_model(models / "base", SamplingConfig(context=4), "render.base", CPU)
+
+
+def test_label_requests_are_checked_against_the_models_names(models):
+    labels = cascade(models)[0].labels
+    vector = parse_labels("shape=square, blue", labels)
+    assert [n for n, v in zip(labels.names, vector, strict=True) if v] == ["shape=square", "colour=blue"]
+    with pytest.raises(VdlibError) as err:
+        parse_labels("shape=hexagon", labels)
+    assert "'shape=hexagon' is not a label of this model (valid labels: shape=" in str(err.value)
+    assert "colour=red" in str(err.value)
+    unlabelled = ModelLabels("none", [], "models/plain")
+    with pytest.raises(VdlibError, match="models/plain was trained without labels"):
+        parse_labels("shape=circle", unlabelled)
+
+
+def test_timeline_gives_per_frame_labels(tmp_path, models):
+    labels = cascade(models)[0].labels
+    table = tmp_path / "timeline.csv"
+    table.write_text("start,end,label,group\n0,1,circle,shape\n1,2,square,shape\n0,2,red,colour\n")
+    cond = timeline_cond(table, labels, frames=10, fps=5)
+    names = [[n for n, v in zip(labels.names, row, strict=True) if v] for row in cond]
+    assert names[0] == ["shape=circle", "colour=red"] and names[4] == ["shape=circle", "colour=red"]
+    assert names[5] == ["shape=square", "colour=red"] and names[9] == ["shape=square", "colour=red"]
+    with pytest.warns(LabelRangeWarning, match="outside the 4 frames"):
+        timeline_cond(table, labels, frames=4, fps=5)
+    table.write_text("start,end,label,group\n0,1,circle,shape\n0,1,pink,colour\n")
+    with pytest.raises(
+        VdlibError, match=r"timeline.csv:3: colour=pink is not a label of .* \(valid labels: "
+    ):
+        timeline_cond(table, labels, frames=4, fps=5)
+
+
+def test_pose_requests_from_a_pose_labels_file(tmp_path):
+    times = np.arange(20) / 10.0
+    keypoints = np.random.default_rng(0).random((20, len(KEYPOINT_NAMES))).astype(np.float32)
+    write_labels(
+        Labels("pose", list(KEYPOINT_NAMES), times, keypoints, person=np.ones(20, np.int8)),
+        tmp_path / "pose.parquet",
+    )
+    model = ModelLabels("pose", list(KEYPOINT_NAMES), "models/pose")
+    cond = pose_cond(tmp_path / "pose.parquet", model, frames=6, fps=5, pose=PoseConfig())
+    assert np.array_equal(cond, keypoints[[0, 2, 4, 6, 8, 10]])  # 5 fps from a 10 fps file
+    with pytest.raises(VdlibError, match="too short for 30 frames at 5 fps"):
+        pose_cond(tmp_path / "pose.parquet", model, frames=30, fps=5, pose=PoseConfig())
+    with pytest.raises(VdlibError, match="trained on timestamps labels, not poses"):
+        pose_cond(tmp_path / "pose.parquet", ModelLabels("timestamps", ["a=b"], "m"), 6, 5, PoseConfig())
+
+
+def run_cli(*args):
+    return cli([str(a) for a in args])
+
+
+def test_generate_writes_gif_mp4_and_contact_sheet(models, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = run_cli(
+        "generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
+        "--frames", 10, "--labels", "shape=triangle,colour=green", "--format", "gif,mp4",
+        "--steps", "3,2", "--context", "2,0", "-n", 2, "--seed", 5, "--out-dir", out,
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    for seed in (5, 6):
+        stem = out / f"triangle-green_seed{seed}"
+        gif = iio.imread(f"{stem}.gif", index=None)
+        assert gif.shape[:3] == (10, 32, 32)
+        info = probe(f"{stem}.mp4")
+        assert (info.width, info.height) == (32, 32)
+        sheet = Image.open(f"{stem}_sheet.png")
+        assert sheet.width > 8 * 32  # 8 enlarged frames per row
+    manifest = json.loads((out / "videos.json").read_text())
+    assert [v["name"] for v in manifest["videos"]] == ["triangle-green_seed5", "triangle-green_seed6"]
+    assert manifest["videos"][0]["borders"] == [4, 6, 8]  # base and upsampler window borders
+    # Base: 4 windows x 3 steps x 2 passes (guidance 2); upsampler: 3 windows x 2 steps x 1 pass.
+    assert manifest["videos"][0]["evaluations"] == [4 * 3 * 2, 3 * 2]
+
+
+def test_same_seed_same_bytes_other_seed_differs(models, tmp_path):
+    def make(seed, folder):
+        args = ["generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
+                "--frames", 6, "--labels", "circle,red", "--steps", "2", "--guidance", "2.0,1.0",
+                "--context", 2, "--format", "gif,mp4", "--seed", seed, "--out-dir", folder]  # fmt: skip
+        assert run_cli(*args) == 0
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".gif", ".mp4", ".png")}
+
+    first, again, other = make(3, tmp_path / "a"), make(3, tmp_path / "b"), make(4, tmp_path / "c")
+    assert first == again
+    assert first["circle-red_seed3.gif"] != other["circle-red_seed4.gif"]
+
+
+def test_generate_errors_are_one_line(models, tmp_path, capsys):
+    code = run_cli("generate", models / "base", "--params", tmp_path / "none.yaml", "--labels", "shape=star",
+                   "--context", 1, "--out-dir", tmp_path / "o")  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "--labels: 'shape=star' is not a label of this model (valid labels: shape=" in err
+    code = run_cli("generate", models / "base", "--params", tmp_path / "none.yaml", "--steps", "3,2",
+                   "--context", 1, "--out-dir", tmp_path / "o")  # fmt: skip
+    assert code == 2 and "--steps: 2 values for 1 models" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.gif"))
+
+
+def test_unconditioned_request_when_no_labels_given(models, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # ours; not third-party deprecations
+        assert run_cli("generate", models / "base", "--params", tmp_path / "none.yaml", "--frames", 4,
+                       "--steps", 2, "--context", 1, "--out-dir", tmp_path) == 0  # fmt: skip
+    assert (tmp_path / "unconditioned_seed0.gif").is_file()
