@@ -8,17 +8,38 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo quality test test-fast lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create/update .venv with vdlib and its pinned dependencies
 
 demo: install  ## run the whole pipeline on the built-in demo video
 	dvc repro
+
+# A real GPU run: bigger model, 64-frame clips at 10 fps, long training, 128-frame videos.
+QUALITY := \
+	-S extract.size=128 -S extract.fps=10 \
+	-S train.compile=true -S train.workers=4 -S train.ckpt_every=1000 -S train.log_every=50 \
+	-S train.sample_every=5000 \
+	-S base.window=64 -S base.skip=0 -S base.steps=50000 -S base.batch=16 -S base.lr=0.0002 \
+	-S base.warmup=1000 -S base.ema_decay=0.9999 -S base.model.channels=128 \
+	-S 'base.model.mults=[1,2,4]' -S base.model.res_blocks=2 -S 'base.model.spatial_attn_levels=[1,2]' \
+	-S base.model.heads=8 \
+	-S upsampler.window=16 -S upsampler.skip=0 -S upsampler.steps=30000 -S upsampler.batch=8 \
+	-S upsampler.lr=0.0002 -S upsampler.warmup=1000 -S upsampler.ema_decay=0.9999 -S upsampler.crop=64 \
+	-S upsampler.model.channels=64 -S 'upsampler.model.mults=[1,2,4]' -S upsampler.model.res_blocks=2 \
+	-S upsampler.mapping_channels=64 \
+	-S render.frames=128 -S render.base.steps=50 -S render.base.context=16 \
+	-S render.upsampler_64.steps=10 -S render.upsampler_128.steps=10 \
+	-S evaluate.fidelity_clips=16
+QUALITY_EXTRA ?=
+
+quality: install  ## the GPU preset as a DVC experiment (add your source: QUALITY_EXTRA="-S fetch.source=...")
+	dvc exp run $(QUALITY) $(QUALITY_EXTRA)
 
 test: install  ## ruff, then the whole test suite (slow end-to-end tests included)
 	$(BIN)/ruff check vdlib stages tests benchmarks
@@ -30,6 +51,9 @@ test-fast: install  ## skip the tests marked slow
 lint: install
 	$(BIN)/ruff check vdlib stages tests benchmarks
 	$(BIN)/ruff format --check vdlib stages tests benchmarks
+
+bench: install  ## every benchmark (needs `make demo` first): tables + reports/bench/results.json
+	$(BIN)/python benchmarks/run.py
 
 clean:  ## remove the pipeline's outputs and resume states (not the venv)
 	rm -rf data/raw data/frames data/labels.parquet reports/labels/preview.gif models/base models/upsampler_* .vdlib

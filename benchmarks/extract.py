@@ -10,9 +10,6 @@ median of ``--repeats`` is reported. Prints a Markdown table and writes JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import shutil
 import statistics
 import subprocess
@@ -21,13 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import bench_main, markdown_table
+
 from vdlib.config import DemoConfig, ExtractConfig
 from vdlib.demo import render_demo_video
-from vdlib.device import available_cores
 from vdlib.extract import extract_frames
 from vdlib.video import decode_command, ffmpeg_exe
 
-TARGET_RATIO = 1.25  # ffmpeg-alone fps / vdlib fps must stay below this
+TARGET_RATIO = 1.25  # ffmpeg-alone fps / vdlib fps must stay below this (vdlib >= 0.8x ffmpeg)
 
 
 def make_testsrc(path: Path, width: int, height: int, seconds: float, rate: int) -> Path:
@@ -81,17 +79,13 @@ def bench(name: str, video: Path, cfg: ExtractConfig, repeats: int, workdir: Pat
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny inputs, one repeat (smoke test)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("reports/bench/extract.json"))
-    args = parser.parse_args(argv)
-    repeats = 1 if args.quick else args.repeats
+def run(quick: bool = False, repeats: int = 5) -> dict:
+    """Both inputs; rows and a Markdown table."""
+    repeats = 1 if quick else repeats
     rows = []
     with tempfile.TemporaryDirectory(prefix="vdlib-bench-") as tmp:
         work = Path(tmp)
-        if args.quick:
+        if quick:
             demo = render_demo_video(DemoConfig(seconds=4, width=96, height=72), work / "demo.mkv")
             hd = make_testsrc(work / "hd.mp4", 640, 360, 2, 30)
             cases = [("demo 96x72 4s", demo, ExtractConfig(size=32, fps=10)),
@@ -103,29 +97,17 @@ def main(argv: list[str] | None = None) -> int:
                      ("testsrc2 1920x1080 10s", hd, ExtractConfig(size=128, fps=30))]  # fmt: skip
         for name, video, cfg in cases:
             rows.append(bench(name, video, cfg, repeats, work))
-    header = "| input | frames | vdlib frames/s | ffmpeg alone frames/s | ffmpeg/vdlib | target <= 1.25 |"
-    print(header)
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['input']} | {r['frames']} | {r['vdlib_frames_per_s']} | {r['ffmpeg_frames_per_s']} "
-            f"| {r['ffmpeg_over_vdlib']} | {'yes' if r['target_met'] else 'NO'} |"
-        )
-    result = {
-        "benchmark": "extract",
-        "machine": {
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "cpus": available_cores(),
-        },
-        "ffmpeg": ffmpeg_exe(),
-        "repeats": repeats,
-        "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    table = markdown_table(
+        ["input", "frames", "vdlib frames/s", "ffmpeg alone frames/s", "vdlib/ffmpeg",
+         f"target >= {1 / TARGET_RATIO:.2g}"],
+        [[r["input"], r["frames"], r["vdlib_frames_per_s"], r["ffmpeg_frames_per_s"],
+          round(1 / r["ffmpeg_over_vdlib"], 3), r["target_met"]] for r in rows],
+    )  # fmt: skip
+    return {"rows": rows, "table": table, "repeats": repeats, "ffmpeg": ffmpeg_exe()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("extract", __doc__, run, argv)
 
 
 if __name__ == "__main__":

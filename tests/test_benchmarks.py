@@ -1,20 +1,51 @@
-"""Smoke runs of the benchmarks at their smallest size: they run, print a table and write JSON."""
+"""Smoke runs of the benchmarks at their smallest sizes: they run, print tables and write JSON."""
 
 import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def bench(*args):
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 def test_extract_benchmark_quick(tmp_path):
     out = tmp_path / "extract.json"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "extract.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "| input | frames | vdlib frames/s | ffmpeg alone frames/s |" in result.stdout
+    stdout = bench(REPO / "benchmarks" / "extract.py", "--quick", "--out", out)
+    assert "| input | frames | vdlib frames/s | ffmpeg alone frames/s |" in stdout
     rows = json.loads(out.read_text())["rows"]
     assert [r["frames"] for r in rows] == [40, 60]
     assert all(r["vdlib_frames_per_s"] > 0 and r["ffmpeg_frames_per_s"] > 0 for r in rows)
+
+
+def test_every_benchmark_quick_writes_results(tmp_path):
+    out = tmp_path / "results.json"
+    only = ["pose", "training", "sampling", "scaling"]
+    stdout = bench(REPO / "benchmarks" / "run.py", "--quick", "--only", *only, "--out", out)
+    results = json.loads(out.read_text())["benchmarks"]
+    assert set(results) == set(only)
+    for name in only:
+        assert f"## {name}" in stdout and results[name]["rows"]
+    training = results["training"]["rows"][0]
+    assert training["vdlib_clips_per_s"] > 0 and training["vdp_clips_per_s"] > 0
+    assert training["vdlib_peak_rss_mb"] > 0
+    sampling = {r["sampler"]: r for r in results["sampling"]["rows"]}
+    assert (
+        sampling["ddim 100 (seed)"]["evaluations_per_clip"]
+        > sampling["dpmsolver++ 20 (vdlib)"]["evaluations_per_clip"]
+    )
+    assert set(sampling["ddim 100 (seed)"]["label_accuracy"]) == {"shape", "colour"}
+    pose = results["pose"]["rows"][0]
+    assert pose["frames"] == 8 and pose["max_keypoint_difference"] < 0.05
+    assert [(r["size"], r["frames"]) for r in results["scaling"]["rows"]] == [(16, 4), (16, 8)]
+    assert (tmp_path / "scaling.png").stat().st_size > 1000

@@ -1,6 +1,8 @@
+import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from vdlib.config import SECTIONS, ConfigError, ExtractConfig, LabelsConfig, load_section, section_from_dict
 
@@ -8,10 +10,30 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_repo_params_load_and_validate():
-    for name in ("fetch", "demo", "extract", "labels"):
+    for name in SECTIONS:
         cfg = load_section(name, REPO / "params.yaml")
         assert isinstance(cfg, SECTIONS[name])
     assert load_section("labels", REPO / "params.yaml").tables == ["labels/demo.csv"]
+
+
+def test_the_gpu_preset_in_the_makefile_is_valid():
+    """`make quality` passes -S overrides to `dvc exp run`; applied to params.yaml they must validate."""
+    makefile = (REPO / "Makefile").read_text()
+    block = makefile[makefile.index("QUALITY :=") : makefile.index("QUALITY_EXTRA")]
+    overrides = shlex.split(block.replace("\\\n", " ").removeprefix("QUALITY :="))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert overrides[0::2] == ["-S"] * (len(overrides) // 2)
+    for item in overrides[1::2]:
+        dotted, value = item.split("=", 1)
+        *parents, key = dotted.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        assert key in node, f"{dotted} is not a key of params.yaml"
+        node[key] = yaml.safe_load(value)
+    for name in SECTIONS:
+        section_from_dict(name, params.get(name), "make quality")
+    assert params["base"]["window"] == 64 and params["base"]["skip"] == 0 and params["extract"]["fps"] == 10
 
 
 def test_missing_keys_take_defaults_and_ints_are_accepted_as_floats():

@@ -40,13 +40,18 @@ def set_params(project, **changes):
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def copy_project(dest):
+    """The files the pipeline needs, copied into ``dest``."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, dest / name)
+    for folder in ("stages", "vdlib", "labels"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+
 @pytest.fixture
 def project(tmp_path):
     """The project's pipeline files in a fresh folder, with a short demo and small frames."""
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
-    for folder in ("stages", "vdlib", "labels"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_project(tmp_path)
     dvc(tmp_path, "init", "--no-scm", "-q")
     set_params(tmp_path, demo__seconds=12, demo__width=96, demo__height=72, extract__size=32)
     return tmp_path
@@ -103,10 +108,7 @@ def git(project, *args):
 @pytest.fixture
 def git_project(tmp_path):
     """The project in a fresh git repository (``dvc exp`` needs one), configured for tiny models."""
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
-    for folder in ("stages", "vdlib", "labels"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_project(tmp_path)
     git(tmp_path, "init", "-q")
     git(tmp_path, "config", "user.email", "test@example.com")
     git(tmp_path, "config", "user.name", "vdlib tests")

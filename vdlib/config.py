@@ -282,7 +282,7 @@ class UpsamplerConfig(ModelTrainConfig):
     noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
     sample_aug: float = 0.1  # ...and to this level when sampling
     mapping_channels: int = 32
-    residual_scale: float = 8.0  # diffuse (frames - bilinear upscale) x this; 0 = diffuse the frames
+    residual_std: float = 0.5  # diffuse (frames - bilinear upscale), scaled to this std; 0 = the frames
 
     def validate(self, where: str, prefix: str = "upsampler") -> None:
         super().validate(where, prefix)
@@ -294,8 +294,8 @@ class UpsamplerConfig(ModelTrainConfig):
                 _fail(where, f"{prefix}.{key}", "a level in [0, 1]", getattr(self, key))
         if self.mapping_channels < 1:
             _fail(where, f"{prefix}.mapping_channels", "an integer >= 1", self.mapping_channels)
-        if self.residual_scale < 0:
-            _fail(where, f"{prefix}.residual_scale", "0 (off) or a scale > 0", self.residual_scale)
+        if self.residual_std < 0:
+            _fail(where, f"{prefix}.residual_std", "0 (off) or a standard deviation > 0", self.residual_std)
 
 
 @dataclass(frozen=True)
@@ -366,7 +366,7 @@ class EvaluateConfig:
     """The evaluate stage: the label classifier and how many held-out clips to score."""
 
     classifier_size: int = 32  # frames are scored at this size
-    classifier_steps: int = 1200
+    classifier_steps: int = 800
     fidelity_clips: int = 4  # held-out clips per upsampler for PSNR/SSIM
     seed: int = 0
 

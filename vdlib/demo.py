@@ -98,9 +98,8 @@ def _shape_mask(shape: str, cx: float, cy: float, r: float, h: int, w: int) -> n
     dx, dy = xx + 0.5 - cx, yy + 0.5 - cy
     if shape == "circle":
         dist = np.sqrt(dx * dx + dy * dy) - r
-    elif shape == "square":
-        half = r * 0.85
-        dist = np.maximum(np.abs(dx), np.abs(dy)) - half
+    elif shape == "square":  # circumscribes the circle, so its corners tell it apart even at 32 px
+        dist = np.maximum(np.abs(dx), np.abs(dy)) - r
     else:  # triangle pointing up, inscribed in a circle of radius 1.15 r
         rr = r * 1.15
         edges = [
@@ -117,7 +116,7 @@ def render_demo_frames(cfg: DemoConfig, segments: list[Segment] | None = None):
     segments = segments if segments is not None else demo_schedule(cfg)
     background = _background(cfg)
     h, w = cfg.height, cfg.width
-    radius = 0.25 * h
+    radius = 0.3 * h
     n_frames = round(cfg.seconds * cfg.fps)
     seg_idx = 0
     for i in range(n_frames):

@@ -241,9 +241,7 @@ def generate(
     return Video(request.name, seed, request, to_uint8(clip), stages)
 
 
-def write_video_files(
-    video: Video, out_dir: Path, formats: list[str], fps: float, caption: str = ""
-) -> list[Path]:
+def write_video_files(video: Video, out_dir: Path, formats: list[str], fps: float) -> list[Path]:
     """The video as GIF and/or MP4, plus its contact sheet; returns the paths written."""
     from vdlib.preview import write_contact_sheet
     from vdlib.video import write_gif, write_mp4
@@ -258,7 +256,7 @@ def write_video_files(
         poses = video.request.cond.reshape(len(video.frames), -1, 3)
     written.append(
         write_contact_sheet(
-            video.frames, out_dir / f"{video.stem}_sheet.png", caption or video.stem, poses=poses
+            video.frames, out_dir / f"{video.stem}_sheet.png", f"{video.stem} ({fps:g} fps)", poses=poses
         )
     )
     return written

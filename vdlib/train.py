@@ -19,7 +19,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +128,26 @@ def _unwrap(model: torch.nn.Module) -> UNet3D:
     return getattr(model, "_orig_mod", model)  # torch.compile
 
 
-def diffused_clip(batch: dict[str, torch.Tensor], cfg: ModelTrainConfig) -> torch.Tensor:
-    """What the model diffuses: the clip, or for a residual upsampler the clip minus its (clean,
-    resized) low-res input, scaled up to about unit range, so an untrained upsampler already gives
+def diffused_clip(batch: dict[str, torch.Tensor], residual_scale: float = 0.0) -> torch.Tensor:
+    """What the model diffuses: the clip, or for a residual upsampler (``residual_scale`` > 0) the clip
+    minus its (clean, resized) low-res input times the scale, so an untrained upsampler already gives
     the bilinear upscale and the noise levels span the detail it adds."""
-    if isinstance(cfg, UpsamplerConfig) and cfg.residual_scale:
-        return (batch["clip"] - batch["lowres"]) * cfg.residual_scale
+    if residual_scale:
+        return (batch["clip"] - batch["lowres"]) * residual_scale
     return batch["clip"]
+
+
+def measure_residual_scale(
+    store: FrameStore, cond: np.ndarray, windows: ClipWindows, spec: BatchSpec, target_std: float
+) -> float:
+    """The scale that gives the high-res minus bilinear-upscaled residual of training clips the
+    standard deviation ``target_std`` (0: no residual). Deterministic: evenly spaced clips."""
+    if not target_std:
+        return 0.0
+    starts = np.unique(np.linspace(0, windows.train_starts - 1, num=32).round().astype(int))
+    batch = make_batch(store, cond, windows, replace(spec, crop=0), starts.tolist())
+    std = float((batch["clip"] - batch["lowres"]).std())
+    return round(target_std / max(std, 1e-3), 4)
 
 
 def training_loss(
@@ -144,9 +157,10 @@ def training_loss(
     cfg: ModelTrainConfig,
     gen: torch.Generator,
     device: torch.device,
+    residual_scale: float = 0.0,
 ) -> torch.Tensor:
     """Noise a batch of clips at uniform levels and score the network's prediction (MSE)."""
-    clip = diffused_clip(batch, cfg)
+    clip = diffused_clip(batch, residual_scale)
     b, _, frames = clip.shape[:3]
     t = diffusion.sample_timesteps(b, gen)
     noise = torch.randn(clip.shape, generator=gen)
@@ -200,13 +214,14 @@ def validation_loss(
     cfg: ModelTrainConfig,
     seed: int,
     device: torch.device,
+    residual_scale: float = 0.0,
 ) -> float:
     """Loss on held-out clips at fixed noise levels with fixed noise: comparable across runs."""
     model.eval()
     batch = _center_crop(
         make_batch(store, cond, windows, spec, windows.val_starts(VAL_CLIPS).tolist()), spec.crop
     )
-    clip = diffused_clip(batch, cfg)
+    clip = diffused_clip(batch, residual_scale)
     gen = step_generator(seed, 0, 0, stream=3)
     total = 0.0
     for frac in VAL_LEVELS:
@@ -321,6 +336,7 @@ class JobData:
     labels: Labels
     windows: ClipWindows
     spec: BatchSpec
+    residual_scale: float = 0.0  # upsamplers: see :func:`measure_residual_scale`
 
     @classmethod
     def open(cls, job: TrainJob) -> JobData:
@@ -346,13 +362,16 @@ class JobData:
             lowres=job.is_upsampler,
             crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
         )
-        return cls(store, labels, windows, spec)
+        scale = 0.0
+        if isinstance(cfg, UpsamplerConfig):
+            scale = measure_residual_scale(store, labels.cond, windows, spec, cfg.residual_std)
+        return cls(store, labels, windows, spec, scale)
 
     def val_loss(self, job: TrainJob, model: UNet3D, device: torch.device) -> float:
         """:func:`validation_loss` of ``model`` on this data's held-out clips."""
         return validation_loss(
             model, Diffusion(job.cfg.diffusion), self.store, self.labels.cond, self.windows, self.spec,
-            job.cfg, job.train.seed, device,
+            job.cfg, job.train.seed, device, self.residual_scale,
         )  # fmt: skip
 
 
@@ -361,7 +380,7 @@ def train_model(job: TrainJob) -> dict[str, float]:
     rank, world, device = _setup(job.train)
     cfg, tcfg = job.cfg, job.train
     data = JobData.open(job)
-    store, labels, windows, spec = data.store, data.labels, data.windows, data.spec
+    labels, windows, spec = data.labels, data.windows, data.spec
     diffusion = Diffusion(cfg.diffusion)
     torch.manual_seed(tcfg.seed)  # the initial weights
     model = UNet3D(unet_config(cfg, labels.dim)).to(device)
@@ -411,7 +430,9 @@ def train_model(job: TrainJob) -> dict[str, float]:
         torch.manual_seed(int(dropout_seed))
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = training_loss(net, diffusion, batch, cfg, step_generator(tcfg.seed, step, rank, 1), device)
+        loss = training_loss(
+            net, diffusion, batch, cfg, step_generator(tcfg.seed, step, rank, 1), device, data.residual_scale
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -432,10 +453,7 @@ def train_model(job: TrainJob) -> dict[str, float]:
             losses.clear()
             tick, ticked_step = time.perf_counter(), step
             if step % tcfg.ckpt_every == 0 or step == cfg.steps:
-                val = validation_loss(
-                    ema.copy_to(_ema_model(model, device)), diffusion, store, labels.cond, windows, spec, cfg,
-                    tcfg.seed, device,
-                )  # fmt: skip
+                val = data.val_loss(job, ema.copy_to(_ema_model(model, device)), device)
                 metrics["val/loss"] = val
             postfix = {
                 "loss": f"{metrics['train/loss']:.4f}",
@@ -453,17 +471,7 @@ def train_model(job: TrainJob) -> dict[str, float]:
             if live is not None:
                 live.make_summary()
         if rank == 0 and tcfg.sample_every and step % tcfg.sample_every == 0 and step < cfg.steps:
-            _write_sample(
-                job,
-                ema.copy_to(_ema_model(model, device)),
-                diffusion,
-                store,
-                labels.cond,
-                windows,
-                spec,
-                step,
-                device,
-            )
+            _write_sample(job, data, ema.copy_to(_ema_model(model, device)), diffusion, step, device)
         if world > 1 and step % tcfg.ckpt_every == 0:
             dist.barrier()
     bar.close()
@@ -478,8 +486,8 @@ def train_model(job: TrainJob) -> dict[str, float]:
             print(f"{job.name}: {world} ranks, weights identical (checksum {sums[0]:.6f})", flush=True)
     result = {"val_loss": val, "params": float(n_params), "steps": float(step)}
     if rank == 0:
-        _write_sample(job, final, diffusion, store, labels.cond, windows, spec, step, device)
-        save_model(final, job.model_out, extra=_model_meta(job, labels, store, windows))
+        _write_sample(job, data, final, diffusion, step, device)
+        save_model(final, job.model_out, extra=_model_meta(job, data))
         live.log_metric("params", n_params, plot=False)
         live.make_summary()
         live.end()
@@ -495,8 +503,9 @@ def _ema_model(model: UNet3D, device: torch.device) -> UNet3D:
     return UNet3D(model.cfg).to(device).eval()
 
 
-def _model_meta(job: TrainJob, labels, store: FrameStore, windows: ClipWindows) -> dict[str, Any]:
+def _model_meta(job: TrainJob, data: JobData) -> dict[str, Any]:
     """What rendering needs besides the weights: diffusion settings, clip shape, label names."""
+    store, labels, windows = data.store, data.labels, data.windows
     meta: dict[str, Any] = {
         "kind": "upsampler" if job.is_upsampler else "base",
         "size": job.size,
@@ -509,14 +518,17 @@ def _model_meta(job: TrainJob, labels, store: FrameStore, windows: ClipWindows) 
     }
     if isinstance(job.cfg, UpsamplerConfig):
         meta["sample_aug"] = job.cfg.sample_aug
-        meta["residual_scale"] = job.cfg.residual_scale
+        meta["residual_scale"] = data.residual_scale
     return meta
 
 
 @torch.no_grad()
-def _write_sample(job, model, diffusion, store, cond, windows, spec, step, device) -> None:
+def _write_sample(
+    job: TrainJob, data: JobData, model: UNet3D, diffusion: Diffusion, step: int, device: torch.device
+) -> None:
     """A sample clip (labels and low-res input from the first held-out clip) as a GIF."""
-    batch = make_batch(store, cond, windows, spec, windows.val_starts(1).tolist())
+    store, windows, spec = data.store, data.windows, data.spec
+    batch = make_batch(store, data.labels.cond, windows, spec, windows.val_starts(1).tolist())
     has_labels = batch["cond"].shape[-1] > 0
     kwargs: dict[str, Any] = {}
     if spec.lowres:
@@ -526,7 +538,7 @@ def _write_sample(job, model, diffusion, store, cond, windows, spec, step, devic
         cond_t = batch["cond"].to(device) if has_labels and use_labels else None
         return model(x, t, cond=cond_t, **kwargs)
 
-    scale = job.cfg.residual_scale if isinstance(job.cfg, UpsamplerConfig) else 0.0
+    scale = data.residual_scale
     result = sample(
         denoise, tuple(batch["clip"].shape), diffusion, "dpmsolver++", 20, 1.0, has_labels,
         step_generator(job.train.seed, step, 0, 2), device, bound=2.0 * scale if scale else 1.0,

@@ -1,0 +1,91 @@
+"""What every benchmark shares: machine facts, worker subprocesses, Markdown tables, JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from vdlib.device import available_cores
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers come from."""
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": available_cores(),
+        "torch": torch.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_worker(script: str, *args: Any) -> dict[str, Any]:
+    """Run ``python benchmarks/<script> --worker ARGS`` in a fresh process (so its peak memory is its
+    own) and return the JSON object it prints last."""
+    cmd = [sys.executable, str(BENCH_DIR / script), "--worker", *map(str, args)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table; floats get 3 significant digits."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "NO"
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Write indented JSON (creating the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def bench_main(name: str, doc: str, run: Any, argv: list[str] | None = None) -> int:
+    """The command line of one benchmark script: ``--quick`` and ``--out``; prints the table, writes JSON.
+
+    ``run(quick)`` returns a mapping with ``rows`` and ``table``.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smallest sizes, one run (smoke test)")
+    parser.add_argument("--out", type=Path, default=Path(f"reports/bench/{name}.json"))
+    args = parser.parse_args(argv)
+    result = run(args.quick)
+    print(result["table"])
+    write_json({"benchmark": name, "machine": machine(), **result}, args.out)
+    print(f"wrote {args.out}")
+    return 0

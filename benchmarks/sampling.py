@@ -1,0 +1,151 @@
+"""Sampling: vdlib's default (DPM-Solver++, 20 steps) vs the seed's setting (DDIM, stride 10 over 1000
+steps = 100 steps) on the same trained base model: seconds and network evaluations per 16-frame
+clip, and the evaluate stage's label accuracy of the clips each makes.
+
+Needs the demo's base model and data (``make demo`` first). One clip per label combination (every
+shape x colour on the demo), interleaved between the two samplers; guidance and context as in
+``params.yaml``'s ``render.base``.
+
+    python benchmarks/sampling.py
+    python benchmarks/sampling.py --quick   # a tiny untrained model on a short demo (smoke test)
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from common import bench_main, markdown_table
+
+SAMPLERS = {"dpmsolver++ 20 (vdlib)": ("dpmsolver++", 20), "ddim 100 (seed)": ("ddim", 100)}
+TARGET_SPEEDUP = 4.0
+ACCURACY_TOLERANCE = 0.02
+
+
+def _quick_inputs(work: Path) -> tuple[Path, Path, Path]:
+    """A short demo store, its labels, and a tiny untrained base model saved like a trained one."""
+    from vdlib.config import DemoConfig, ExtractConfig
+    from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
+    from vdlib.extract import extract_frames
+    from vdlib.labels import LabelRangeWarning, timestamp_labels, write_labels
+    from vdlib.unet import UNet3D, UNetConfig, save_model
+
+    video = render_demo_video(DemoConfig(seconds=20, width=96, height=72), work / "demo.mkv")
+    store = extract_frames(video, work / "frames", ExtractConfig(size=32, fps=10))
+    write_schedule_csv(demo_schedule(DemoConfig()), work / "demo.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelRangeWarning)
+        labels = timestamp_labels(store, [work / "demo.csv"])
+    write_labels(labels, work / "labels.parquet")
+    model = UNet3D(
+        UNetConfig(channels=8, mults=(1, 2), spatial_attn_levels=(1,), heads=2, cond_dim=labels.dim)
+    )
+    meta = {"kind": "base", "size": 16, "frames": 8, "window": 16, "skip": 1, "fps": 5.0,
+            "diffusion": {"schedule": "cosine", "prediction": "v", "timesteps": 1000},
+            "labels": {"kind": labels.kind, "names": labels.names}}  # fmt: skip
+    save_model(model, work / "base", extra=meta)
+    return work / "frames", work / "labels.parquet", work / "base"
+
+
+def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str = "data/labels.parquet",
+        model_dir: str = "models/base") -> dict:  # fmt: skip
+    """Generate one 16-frame clip per label combination with each sampler; time and score them."""
+
+    from vdlib.conditions import parse_labels
+    from vdlib.config import EvaluateConfig, RenderConfig, load_section
+    from vdlib.device import resolve_device
+    from vdlib.evaluate import label_accuracy, train_classifier
+    from vdlib.frames import ClipWindows, FrameStore
+    from vdlib.labels import read_labels
+    from vdlib.render import open_model, run_model, to_uint8
+
+    with tempfile.TemporaryDirectory(prefix="vdlib-bench-") as tmp:
+        if quick:
+            frames_dir, labels_path, model_dir = _quick_inputs(Path(tmp))
+        if not Path(model_dir, "model.safetensors").is_file():
+            raise SystemExit(f"{model_dir}: no trained base model; run `make demo` first")
+        render = load_section("render") if Path("params.yaml").is_file() else RenderConfig()
+        device = resolve_device("cpu", "benchmark")
+        store, labels = FrameStore.open(frames_dir), read_labels(labels_path)
+        steps_cfg = {name: replace(render.base, sampler=s, steps=n) for name, (s, n) in SAMPLERS.items()}
+        if quick:
+            steps_cfg = {
+                name: replace(c, steps=max(1, c.steps // 10), context=2) for name, c in steps_cfg.items()
+            }
+        models = {name: open_model(model_dir, cfg, "render.base", device) for name, cfg in steps_cfg.items()}
+        base = next(iter(models.values()))
+        groups = {}
+        for name in labels.names:
+            group, _, label = name.partition("=")
+            groups.setdefault(group, []).append(f"{group}={label}")
+        combos = [",".join(c) for c in itertools.product(*groups.values())][: 2 if quick else None]
+        n_frames = 16
+        made: dict[str, list[np.ndarray]] = {name: [] for name in models}
+        seconds: dict[str, list[float]] = {name: [] for name in models}
+        evaluations: dict[str, list[int]] = {name: [] for name in models}
+        conds = []
+        for i, combo in enumerate(combos):
+            cond = np.tile(parse_labels(combo, base.labels), (n_frames, 1))
+            conds.append(cond)
+            for name, model in models.items():
+                start = time.perf_counter()
+                out = run_model(model, 0, cond, n_frames, seed=i, device=device)
+                seconds[name].append(time.perf_counter() - start)
+                evaluations[name].append(out.evaluations)
+                made[name].append(to_uint8(out.clip))
+        train_cfg = load_section("train") if Path("params.yaml").is_file() else None
+        split = ClipWindows(len(store), int(base.meta["window"]), int(base.meta["skip"]),
+                            train_cfg.val_fraction if train_cfg else 0.05).n_train  # fmt: skip
+        cfg = EvaluateConfig(classifier_steps=50 if quick else 1200)
+        classifier = train_classifier(store.frames[:split], labels.cond[:split], labels.names, cfg)
+        rows = []
+        for name in models:
+            acc = label_accuracy(classifier, np.concatenate(made[name]), np.concatenate(conds), labels.names,
+                                 cfg.classifier_size)  # fmt: skip
+            rows.append({
+                "sampler": name,
+                "seconds_per_clip": round(statistics.median(seconds[name]), 3),
+                "evaluations_per_clip": float(np.mean(evaluations[name])),
+                "label_accuracy": {g: round(v, 4) for g, v in acc.items()},
+                "clips": len(combos),
+            })  # fmt: skip
+        ours, seed = rows
+        speedup = seed["seconds_per_clip"] / ours["seconds_per_clip"]
+        worst_gap = max(seed["label_accuracy"][g] - ours["label_accuracy"][g] for g in ours["label_accuracy"])
+        summary = {
+            "speedup": round(speedup, 3),
+            "accuracy_gap": round(worst_gap, 4),
+            "target_met": speedup >= TARGET_SPEEDUP and worst_gap <= ACCURACY_TOLERANCE,
+            "guidance": base.sampling.guidance,
+            "context": base.sampling.context,
+        }
+        table = markdown_table(
+            ["sampler", "s / 16-frame clip", "network evaluations", "label accuracy", "speedup",
+             f"target >= {TARGET_SPEEDUP:g}x, accuracy within {ACCURACY_TOLERANCE}"],
+            [[r["sampler"], r["seconds_per_clip"], r["evaluations_per_clip"],
+              ", ".join(f"{g} {v:.2f}" for g, v in r["label_accuracy"].items()),
+              summary["speedup"] if r is ours else 1.0, summary["target_met"] if r is ours else ""]
+             for r in rows],
+        )  # fmt: skip
+        return {
+            "rows": rows,
+            "summary": summary,
+            "table": table,
+            "model": str(model_dir),
+            "device": str(device),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("sampling", __doc__, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
