@@ -117,7 +117,8 @@ def git_project(tmp_path):
     params["demo"].update({"seconds": 12, "width": 96, "height": 72})
     params["extract"]["size"] = 128
     params["train"].update({"ckpt_every": 10, "log_every": 5, "threads": 1})
-    params["base"].update({"size": 16, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
+    # base 32 px → upsampler_64 → upsampler_128, as the stage names say.
+    params["base"].update({"size": 32, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
     params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "batch": 2, "crop": 16,
                                 "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
     params["render"].update({"frames": 7, "labels": ["shape=circle,colour=red", "square,blue"]})
@@ -174,7 +175,8 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
             evaluations[steps] = value
     assert evaluations == {2: 3 * 2 * 2 + 4, 1: 3 * 1 * 2 + 4}
 
-    # A training param marks only its own stage as changed.
+    # A training param marks only the stages that read it: train_base, and evaluate (whose val_loss
+    # rebuilds the training data view from the base section); upsamplers and render are untouched.
     set_params(project, base__lr=0.002)
     status = json.loads(dvc(project, "status", "--json"))
-    assert set(status) == {"train_base"}
+    assert set(status) == {"train_base", "evaluate"}

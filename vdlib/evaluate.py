@@ -39,7 +39,7 @@ from vdlib.render import CascadeModel, Rendered, run_model, to_uint8
 
 def _as_float(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(..., H, W, 3) uint8 → (N, 3, H, W) float in [0, 1]."""
-    t = torch.as_tensor(np.asarray(frames)).float().div(255.0)
+    t = torch.from_numpy(np.array(frames, dtype=np.float32)).div(255.0)  # a copy: memmaps are read-only
     return t.reshape(-1, *t.shape[-3:]).permute(0, 3, 1, 2)
 
 
@@ -77,7 +77,7 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """(N, S, S, 3) uint8 → (N, size, size, 3) uint8 (area when shrinking, bilinear when growing)."""
     if frames.shape[1] == size:
         return np.asarray(frames)
-    clip = resize_clip(to_model_range(np.asarray(frames))[None], size)
+    clip = resize_clip(to_model_range(np.array(frames))[None], size)
     return to_uint8(clip)
 
 
