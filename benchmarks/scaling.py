@@ -61,6 +61,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         ax.set_xticks(
             sorted({r["frames"] for r in rows}), [str(f) for f in sorted({r["frames"] for r in rows})]
         )
+        ax.minorticks_off()
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.suptitle("vdlib base U-Net: cost of a training step")
