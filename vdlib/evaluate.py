@@ -246,15 +246,6 @@ class RealReference:
             diffs.append(np.abs(a - b).mean(axis=(1, 2, 3)))
         return float(np.concatenate(diffs).mean())
 
-    def held_out_clips(self, count: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``count`` held-out clips (C, frames, S, S, 3) and their frame numbers (C, frames)."""
-        span = (frames - 1) * self.stride + 1
-        last = len(self.store) - span
-        first = min(self.n_train, last)
-        starts = np.unique(np.linspace(first, last, num=max(1, count)).round().astype(int))
-        idx = starts[:, None] + np.arange(frames)[None] * self.stride
-        return np.stack([np.asarray(self.store.frames[row]) for row in idx]), idx
-
 
 def sampling_cost(rendered: Rendered) -> dict[str, Any]:
     """Mean seconds and network evaluations per video, in total and per model."""
@@ -315,7 +306,6 @@ def evaluate(
     """Compute every metric, write ``metrics.json`` and the plot tables to ``out_dir``; return them."""
     from vdlib.config import load_section
     from vdlib.device import resolve_device
-    from vdlib.frames import ClipWindows
     from vdlib.labels import read_labels
     from vdlib.render import open_model
     from vdlib.stage import write_json
@@ -323,7 +313,6 @@ def evaluate(
 
     cfg: EvaluateConfig = load_section("evaluate", params_file)
     render_cfg = load_section("render", params_file)
-    train_cfg = load_section("train", params_file)
     pose_cfg = load_section("labels", params_file).pose
     device = resolve_device(render_cfg.device, "render.device")
     out_dir = Path(out_dir)
@@ -333,7 +322,7 @@ def evaluate(
     metrics: dict[str, Any] = {}
 
     # Validation loss of every model, on the held-out tail as in training.
-    opened: dict[str, CascadeModel] = {}
+    opened: dict[str, tuple[CascadeModel, JobData]] = {}
     metrics["val_loss"] = {}
     for folder in models:
         folder = Path(folder)
@@ -342,12 +331,11 @@ def evaluate(
         step = open_model(folder, sampling, key, device)
         kind = "upsampler" if step.is_upsampler else "base"
         job = train_job_from_params(kind, frames, labels_path, folder, out_dir, step.size, params_file)
-        metrics["val_loss"][folder.name] = JobData.open(job).val_loss(job, step.model, device)
-        opened[folder.name] = step
-    base = next(iter(opened.values()))
-    stride = int(base.meta.get("skip", 0)) + 1
-    split = ClipWindows(len(store), int(base.meta["window"]), stride - 1, train_cfg.val_fraction)
-    real = RealReference(store, stride, split.n_train)
+        data = JobData.open(job)
+        metrics["val_loss"][folder.name] = data.val_loss(job, step.model, device)
+        opened[folder.name] = (step, data)
+    base_windows = next(iter(opened.values()))[1].windows  # the base model's held-out split
+    real = RealReference(store, base_windows.skip + 1, base_windows.n_train)
 
     # Label accuracy.
     conditioned = [v["name"] for v in rendered.manifest["videos"] if v["name"] in rendered.cond]
@@ -386,12 +374,11 @@ def evaluate(
 
     # Upsampler fidelity on held-out real clips.
     fidelity = {}
-    for name, step in opened.items():
+    for name, (step, data) in opened.items():
         if not step.is_upsampler:
             continue
-        stride_up = int(step.meta.get("skip", 0)) + 1
-        ref = RealReference(store, stride_up, real.n_train)
-        clips, idx = ref.held_out_clips(cfg.fidelity_clips, step.window)
+        idx = np.stack([data.windows.indices(s) for s in data.windows.val_starts(cfg.fidelity_clips)])
+        clips = np.stack([np.asarray(store.frames[row]) for row in idx])
         cond = labels.cond[idx] if step.labels.conditioned else None
         fidelity[name] = upsampler_fidelity(step, clips, cond, cfg.seed, device)
     if fidelity:
