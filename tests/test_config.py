@@ -60,6 +60,7 @@ def test_nested_section():
         ("labels", {"pose": {"imgsz": 100}}, "labels.pose.imgsz: expected a multiple of 32"),
         ("demo", {"width": 33}, "demo.width: expected an even integer >= 32, got 33"),
         ("fetch", {"max_height": True}, "fetch.max_height: expected an integer, got True"),
+        ("base", {"diffusion": {"min_snr_gamma": -1}}, "base.diffusion.min_snr_gamma: expected a number"),
     ],
 )
 def test_bad_values_name_the_key(section, data, message):

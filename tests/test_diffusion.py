@@ -20,6 +20,24 @@ def test_target_inverts_to_x0(prediction, schedule):
     assert torch.allclose(d.predict_x0(x_t, d.target(x0, noise, t), t), x0, atol=1e-3)
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "v", "x0"])
+def test_min_snr_weight_makes_every_loss_min_snr_times_the_x0_error(prediction):
+    d = Diffusion(DiffusionConfig(prediction=prediction, min_snr_gamma=5.0))
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(5, 3, 2, 8, 8, generator=gen) * 2 - 1
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.tensor([1, 100, 400, 700, 999])
+    x_t = d.add_noise(x0, noise, t)
+    output = d.target(x0, noise, t) + 0.1 * torch.randn(x0.shape, generator=gen)  # an imperfect network
+    weighted = d.loss_weight(t) * ((output - d.target(x0, noise, t)) ** 2).mean(dim=(1, 2, 3, 4))
+    abar = d.alphas_cumprod[t]
+    snr = abar / (1 - abar)
+    x0_error = ((d.predict_x0(x_t, output, t) - x0) ** 2).mean(dim=(1, 2, 3, 4))
+    assert torch.allclose(weighted, snr.clamp(max=5.0) * x0_error, rtol=1e-3)
+    assert snr[0] > 5 > snr[-1]  # both sides of the clip are exercised
+    assert torch.equal(Diffusion(DiffusionConfig(prediction=prediction)).loss_weight(t), torch.ones(5))
+
+
 def test_every_timestep_is_trained():
     d = Diffusion(DiffusionConfig(timesteps=50))
     t = d.sample_timesteps(20000, torch.Generator().manual_seed(0))

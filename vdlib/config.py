@@ -142,6 +142,7 @@ class DiffusionConfig:
     schedule: str = "cosine"  # linear | cosine
     prediction: str = "v"  # epsilon | v | x0
     timesteps: int = 1000
+    min_snr_gamma: float = 0.0  # training loss weight min(SNR, gamma) in x0 terms; 0 = unweighted
 
     def validate(self, where: str, prefix: str = "diffusion") -> None:
         if self.schedule not in SCHEDULES:
@@ -150,6 +151,8 @@ class DiffusionConfig:
             _fail(where, f"{prefix}.prediction", " | ".join(PREDICTIONS), self.prediction)
         if self.timesteps < 2:
             _fail(where, f"{prefix}.timesteps", "an integer >= 2", self.timesteps)
+        if self.min_snr_gamma < 0:
+            _fail(where, f"{prefix}.min_snr_gamma", "a number >= 0 (0 = off)", self.min_snr_gamma)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,25 @@ class Diffusion:
             return x0
         return self.scheduler.get_velocity(x0, noise, t)
 
+    def loss_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-sample training loss weights (B,): Min-SNR-gamma (Hang et al., 2023), or ones.
+
+        The weight makes the loss min(SNR, gamma) times the x0 error for every prediction type, so
+        nearly clean levels (high SNR), whose loss is large but says little about layout and shape,
+        stop dominating the gradient.
+        """
+        gamma = self.cfg.min_snr_gamma
+        if not gamma:
+            return torch.ones(t.shape)
+        abar = self.alphas_cumprod[t]
+        snr = abar / (1 - abar)
+        clipped = snr.clamp(max=gamma)
+        if self.cfg.prediction == "epsilon":
+            return clipped / snr
+        if self.cfg.prediction == "x0":
+            return clipped
+        return clipped / (snr + 1)
+
     def predict_x0(self, x_t: torch.Tensor, output: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The clean clip implied by a network output at x_t."""
         abar = self.alphas_cumprod.to(x_t.device)[t].view(-1, *([1] * (x_t.ndim - 1)))

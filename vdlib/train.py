@@ -192,8 +192,9 @@ def training_loss(
             context_mask=given.to(device),
             **kwargs,
         )
-    weight = (~given).float().to(device)[:, None, :, None, None].expand_as(target)
-    return ((out.float() - target) ** 2 * weight).sum() / weight.sum().clamp(min=1)
+    weight = (~given).float()[:, None, :, None, None].expand_as(target)
+    per_level = diffusion.loss_weight(t).view(-1, 1, 1, 1, 1)
+    return ((out.float() - target) ** 2 * (weight * per_level).to(device)).sum() / weight.sum().clamp(min=1)
 
 
 def _center_crop(batch: dict[str, torch.Tensor], crop: int) -> dict[str, torch.Tensor]:
