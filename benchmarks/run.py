@@ -3,12 +3,13 @@
 
     python benchmarks/run.py                      # needs the demo's models: `make demo` first
     python benchmarks/run.py --quick              # smallest sizes, tiny models (the smoke test)
-    python benchmarks/run.py --only training pose
+    python benchmarks/run.py --only training pose # re-run some; the others' results are kept
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         "scaling": lambda: scaling.run(args.quick, plot=args.out.with_name("scaling.png")),
     }
     results = {"machine": machine(), "quick": args.quick, "benchmarks": {}}
+    if args.out.is_file() and not args.quick:  # --only: keep the other benchmarks' last results
+        previous = json.loads(args.out.read_text())
+        if not previous.get("quick"):
+            results["benchmarks"] = previous.get("benchmarks", {})
     for name in args.only:
         start = time.perf_counter()
         result = runners[name]()

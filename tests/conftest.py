@@ -47,6 +47,12 @@ def portrait_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_testsrc(tmp_path_factory.mktemp("videos") / "portrait.mkv", 120, 240, 2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exported pose models go to a per-session folder, not the user's ~/.cache/vdlib."""
+    os.environ["VDLIB_CACHE"] = str(tmp_path_factory.mktemp("vdlib-cache"))
+
+
 SHORT_DEMO = DemoConfig(seconds=8, fps=10, width=96, height=72, seed=0)
 
 

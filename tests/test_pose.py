@@ -11,7 +11,7 @@ from vdlib.config import ExtractConfig, PoseConfig
 from vdlib.errors import VdlibError
 from vdlib.extract import extract_frames
 from vdlib.labels import read_labels, write_labels
-from vdlib.pose import KEYPOINTS, load_pose_model, pose_labels, resolve_pose_model
+from vdlib.pose import KEYPOINTS, detect_poses, load_pose_model, pose_labels, resolve_pose_model
 from vdlib.preview import write_preview
 from vdlib.video import ffmpeg_exe
 
@@ -102,8 +102,24 @@ def test_model_resolution():
         resolve_pose_model("yolo11x-pose.pt")  # YOLO_OFFLINE=1: no download attempt
 
 
+def test_onnx_runtime_finds_the_same_poses_and_exports_once(bus_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("VDLIB_CACHE", str(tmp_path / "cache"))
+    frames = np.asarray(bus_store.frames[:8])
+    cfg = PoseConfig(runtime="onnx")
+    expected_kp, expected_person = detect_poses(load_pose_model(PoseConfig(runtime="torch")), frames, cfg)
+    kp, person = detect_poses(load_pose_model(cfg), frames, cfg)
+    exported = sorted((tmp_path / "cache").rglob("*"))
+    assert [p.suffix for p in exported if p.is_file()] == [".onnx"]  # no temporary leftovers
+    assert person.all() and (person == expected_person).all()
+    assert np.abs(kp[..., :2] - expected_kp[..., :2]).max() < 1e-3
+    onnx_file = next(p for p in exported if p.suffix == ".onnx")
+    before = onnx_file.stat().st_mtime_ns
+    load_pose_model(cfg)
+    assert onnx_file.stat().st_mtime_ns == before  # reused, not exported again
+
+
 def test_unreadable_model_file(tmp_path):
     bad = tmp_path / "broken-pose.pt"
     bad.write_bytes(b"not a torch file")
     with pytest.raises(VdlibError, match=r"labels.pose.model: cannot load"):
-        load_pose_model(str(bad))
+        load_pose_model(PoseConfig(model=str(bad)))

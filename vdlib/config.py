@@ -90,6 +90,9 @@ class ExtractConfig:
             _fail(where, "extract.end", "null or seconds after extract.start", self.end)
 
 
+POSE_RUNTIMES = ("auto", "onnx", "torch")
+
+
 @dataclass(frozen=True)
 class PoseConfig:
     """Ultralytics pose labelling."""
@@ -99,8 +102,11 @@ class PoseConfig:
     imgsz: int = 320
     conf: float = 0.25
     device: str = "cpu"
+    runtime: str = "auto"  # auto (onnx on CPU, torch on CUDA) | onnx | torch
 
     def validate(self, where: str) -> None:
+        if self.runtime not in POSE_RUNTIMES:
+            _fail(where, "labels.pose.runtime", " | ".join(POSE_RUNTIMES), self.runtime)
         if self.batch < 1:
             _fail(where, "labels.pose.batch", "an integer >= 1", self.batch)
         if self.imgsz < 32 or self.imgsz % 32:

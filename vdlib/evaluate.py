@@ -206,7 +206,7 @@ def pose_fidelity(frames: np.ndarray, keypoints: np.ndarray, pose: PoseConfig) -
     of frames asking for a person in which one was found."""
     from vdlib.pose import detect_poses, load_pose_model
 
-    model = load_pose_model(pose.model)
+    model = load_pose_model(pose)
     found_kp, found = detect_poses(model, np.asarray(frames), pose)
     wanted = keypoints[:, :, 2].max(1) > 0  # frames that ask for a person
     both = wanted & (found > 0)

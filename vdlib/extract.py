@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from vdlib.config import ExtractConfig
 from vdlib.errors import VdlibError
 from vdlib.frames import FrameStore, FrameStoreWriter
 from vdlib.progress import progress
-from vdlib.video import DecodeResult, VideoInfo, decode_frames, decode_to_file, probe
+from vdlib.video import DecodeResult, VideoInfo, check_path, decode_frames, decode_to_file
 
 # A decode counts as short when it yields fewer frames than the probed duration promises, beyond
 # this tolerance (the fps filter may round one frame either way at each end).
@@ -41,25 +41,21 @@ def _expected_frames(info: VideoInfo, cfg: ExtractConfig) -> int | None:
 def _decode_checked(video: Path, cfg: ExtractConfig, run: Decoder) -> tuple[int, VideoInfo]:
     """Run ``run`` with a progress bar, then check the frame count. Returns (frames, info).
 
-    The file is probed in a thread while ffmpeg already decodes (one process start less on the
-    critical path); a probe error (missing file, not a video) wins over the decoder's.
+    The input's header comes from the decoding ffmpeg itself (no separate probe process); its
+    errors (not a video, a still image, no video stream) win over the decoder's.
     """
-    if not video.is_file():
-        probe(video)  # raises the one-line error for a missing path or a folder
+    check_path(video)
     result = DecodeResult()
-    with (
-        ThreadPoolExecutor(max_workers=1) as pool,
-        progress(desc=f"extract {video.name}", unit="frame") as bar,
-    ):
-        probing = pool.submit(probe, video)
+    with progress(desc=f"extract {video.name}", unit="frame") as bar:
 
         def report(frames: int) -> None:
-            if bar.total is None and probing.done() and probing.exception() is None:
-                bar.total = _expected_frames(probing.result(), cfg)
+            if bar.total is None:
+                with contextlib.suppress(VdlibError):  # the header is not complete yet
+                    bar.total = _expected_frames(result.info(video), cfg)
             bar.update(frames - bar.n)
 
         run(result, report)
-        info = probing.result()
+    info = result.info(video)
     expected = _expected_frames(info, cfg)
     first_error = (result.errors or ["no message"])[0]
     if result.frames == 0:

@@ -8,12 +8,16 @@ weights, AGPL-3.0); any Ultralytics pose model path or name is accepted.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import ImageDraw
 
+from vdlib.atomic import atomic_output
 from vdlib.config import PoseConfig
 from vdlib.errors import VdlibError
 from vdlib.frames import FrameStore
@@ -56,17 +60,63 @@ def resolve_pose_model(name: str) -> str:
     return name  # an Ultralytics model name it may download, e.g. yolo11s-pose.pt
 
 
-def load_pose_model(name: str):
-    """Load an Ultralytics pose model, refusing models without keypoints."""
+def _cache_root() -> Path:
+    """Where exported models are kept: ``$VDLIB_CACHE`` or ``$XDG_CACHE_HOME/vdlib`` (``~/.cache/vdlib``)."""
+    if os.environ.get("VDLIB_CACHE"):
+        return Path(os.environ["VDLIB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vdlib"
+
+
+def onnx_export(weights: str, imgsz: int) -> Path:
+    """The ONNX export (dynamic batch, ``imgsz``) of Ultralytics ``weights``, made once and cached.
+
+    The cache key is the weights' content hash, the image size and the Ultralytics version; the
+    export runs in a temporary folder and is renamed into place, so a killed export leaves nothing.
+    """
+    import ultralytics
     from ultralytics import YOLO
 
-    resolved = resolve_pose_model(name)
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    key = f"{Path(weights).stem}-{digest}-{imgsz}-ultralytics{ultralytics.__version__}"
+    target = _cache_root() / "pose" / f"{key}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as work,
+        atomic_output(target) as tmp,
+    ):
+        local = Path(work) / Path(weights).name
+        shutil.copyfile(weights, local)
+        exported = YOLO(str(local)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=True)
+        shutil.move(exported, tmp)
+    return target
+
+
+def _runtime(cfg: PoseConfig) -> str:
+    if cfg.runtime != "auto":
+        return cfg.runtime
+    return "torch" if str(cfg.device).startswith("cuda") else "onnx"
+
+
+def load_pose_model(cfg: PoseConfig):
+    """Load ``cfg.model`` for ``cfg.runtime``, refusing models without keypoints.
+
+    On CPU (``runtime: auto`` or ``onnx``) the weights are exported to ONNX once and run with ONNX
+    Runtime, which is about twice as fast as PyTorch here; on CUDA they run in PyTorch.
+    """
+    from ultralytics import YOLO
+
+    resolved = resolve_pose_model(cfg.model)
     try:
         model = YOLO(resolved)
     except Exception as exc:  # Ultralytics raises many types for unreadable or missing weights
-        raise VdlibError(f"labels.pose.model: cannot load {name!r} ({str(exc).splitlines()[0]})") from None
+        reason = str(exc).splitlines()[0]
+        raise VdlibError(f"labels.pose.model: cannot load {cfg.model!r} ({reason})") from None
     if getattr(model, "task", None) != "pose":
-        raise VdlibError(f"labels.pose.model: {name!r} is a {model.task} model, expected a pose model")
+        raise VdlibError(f"labels.pose.model: {cfg.model!r} is a {model.task} model, expected a pose model")
+    if _runtime(cfg) == "onnx" and Path(resolved).suffix == ".pt":
+        model = YOLO(str(onnx_export(model.ckpt_path or resolved, cfg.imgsz)), task="pose")
     return model
 
 
@@ -89,7 +139,7 @@ def detect_poses(model, frames_rgb: np.ndarray, cfg: PoseConfig) -> tuple[np.nda
 
 def pose_labels(store: FrameStore, cfg: PoseConfig) -> Labels:
     """Pose labels for every frame of ``store``, in batches of ``cfg.batch``."""
-    model = load_pose_model(cfg.model)
+    model = load_pose_model(cfg)
     n = len(store)
     keypoints = np.zeros((n, len(KEYPOINTS), 3), dtype=np.float32)
     person = np.zeros(n, dtype=np.int8)

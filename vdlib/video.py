@@ -14,7 +14,7 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
@@ -70,25 +70,22 @@ def _last_error_line(stderr: str) -> str:
     return lines[-1] if lines else "ffmpeg reported nothing"
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Probe ``path`` and return its video stream; raise ``VdlibError`` if it is not a readable video."""
-    path = Path(path)
-    if not path.exists():
-        raise VdlibError(f"{path}: no such file")
-    if path.is_dir():
-        raise VdlibError(f"{path}: is a folder, expected a video file")
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        check=False,
-    )
-    header = proc.stderr
+def _strip_tags(line: str) -> str:
+    """``[mov @ 0x1] [error] message`` → ``message``."""
+    line = line.strip()
+    while line.startswith("[") and "]" in line:
+        line = line[line.index("]") + 1 :].lstrip()
+    return line
+
+
+def parse_header(path: Path, stderr: str) -> VideoInfo:
+    """The input's video stream from ffmpeg's stderr (its ``Input #0`` header and any error lines);
+    raise ``VdlibError`` naming ``path`` if it is not a readable video."""
+    header = stderr.split("\nOutput #", 1)[0].split("\nStream mapping:", 1)[0]
     container = _INPUT_RE.search(header)
     stream = _VIDEO_RE.search(header)
     if container is None:
-        raise VdlibError(f"{path}: not a readable video (ffmpeg: {_last_error_line(header)})")
+        raise VdlibError(f"{path}: not a readable video (ffmpeg: {_last_error_line(stderr)})")
     if stream is None:
         raise VdlibError(f"{path}: not a video (no video stream in this {container['container']} file)")
     if any(tag in container["container"] for tag in _IMAGE_CONTAINERS):
@@ -116,6 +113,28 @@ def probe(path: str | Path) -> VideoInfo:
     )
 
 
+def check_path(path: Path) -> None:
+    """Raise the one-line error for a missing path or a folder."""
+    if not path.exists():
+        raise VdlibError(f"{path}: no such file")
+    if path.is_dir():
+        raise VdlibError(f"{path}: is a folder, expected a video file")
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Probe ``path`` and return its video stream; raise ``VdlibError`` if it is not a readable video."""
+    path = Path(path)
+    check_path(path)
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    return parse_header(path, proc.stderr)
+
+
 def square_filter_args(size: int, fps: float, pad_color: str) -> list[tuple[str, dict]]:
     """The filter chain: sample at ``fps``, area-scale to fit ``size``, pad centred to a square."""
     return [
@@ -138,8 +157,13 @@ def decode_command(
     end: float | None = None,
     output: str = "pipe:",
     output_format: str = "rawvideo",
+    header: bool = False,
 ) -> list[str]:
-    """The ffmpeg command line that decodes ``path`` to ``size``x``size`` RGB frames at ``fps``."""
+    """The ffmpeg command line that decodes ``path`` to ``size``x``size`` RGB frames at ``fps``.
+
+    ``header``: also log the input header (level-tagged, so errors stay apart from it), which saves a
+    separate probe.
+    """
     input_args: dict = {}
     if start:
         input_args["ss"] = start
@@ -150,24 +174,38 @@ def decode_command(
         stream = stream.filter(name, **kwargs)
     out = ffmpeg.output(stream, output, format=output_format, pix_fmt="rgb24", an=None)
     cmd = ffmpeg.compile(out, cmd=ffmpeg_exe())
-    return [cmd[0], "-hide_banner", "-nostdin", "-nostats", "-v", "error", *cmd[1:]]
+    loglevel = ["-loglevel", "level+info"] if header else ["-v", "error"]
+    return [cmd[0], "-hide_banner", "-nostdin", "-nostats", *loglevel, *cmd[1:]]
+
+
+_LEVEL_RE = re.compile(r"\[(info|warning|error|fatal|panic)\]")
 
 
 class _StderrTail:
-    """Collect ffmpeg's stderr in a background thread so the pipe never fills up."""
+    """Collect ffmpeg's stderr in a background thread so the pipe never fills up.
 
-    def __init__(self, stream) -> None:
+    Error lines go to ``lines`` (the last 50); with level-tagged logging, info lines (the input
+    header) go to ``header`` (the first 200) and warnings are dropped.
+    """
+
+    def __init__(self, stream, header: list[str] | None = None) -> None:
         self.lines: deque[str] = deque(maxlen=50)
+        self.header = header if header is not None else []
         self.count = 0
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
         self._thread.start()
 
     def _pump(self, stream) -> None:
         for raw in stream:
-            line = raw.decode("utf-8", "replace").strip()
-            if line:
-                self.lines.append(line)
+            line = raw.decode("utf-8", "replace").rstrip()
+            if not line.strip():
+                continue
+            level = _LEVEL_RE.search(line)
+            if level is None or level[1] in ("error", "fatal", "panic"):
+                self.lines.append(_strip_tags(line) if level else line.strip())
                 self.count += 1
+            elif level[1] == "info" and len(self.header) < 200:
+                self.header.append(_strip_tags(line) if line.lstrip().startswith("[") else line)
 
     def wait(self, timeout: float) -> bool:
         """Block until ffmpeg closes stderr (it is exiting) or ``timeout`` passes; True if closed."""
@@ -196,6 +234,11 @@ class DecodeResult:
     frames: int = 0
     returncode: int | None = None
     errors: list[str] | None = None
+    header: list[str] = field(default_factory=list)  # the input header, filled while ffmpeg runs
+
+    def info(self, path: Path) -> VideoInfo:
+        """The input's video stream from the header ffmpeg logged; the probe's one-line errors."""
+        return parse_header(path, "\n".join([*self.header, *(self.errors or [])]))
 
 
 def _finish(proc: subprocess.Popen, tail: _StderrTail, result: DecodeResult) -> None:
@@ -221,11 +264,11 @@ def decode_frames(
     holds the frame count, ffmpeg's return code and its error lines.
     """
     result = result if result is not None else DecodeResult()
-    cmd = decode_command(path, size, fps, pad_color, start, end)
+    cmd = decode_command(path, size, fps, pad_color, start, end, header=True)
     frame_bytes = size * size * 3
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _widen_pipe(proc.stdout)
-    tail = _StderrTail(proc.stderr)
+    tail = _StderrTail(proc.stderr, result.header)
     try:
         while True:
             # A buffered pipe's read(n) returns fewer than n bytes only at the end of the stream.
@@ -259,12 +302,12 @@ def decode_to_file(
     called a few times a second.
     """
     result = result if result is not None else DecodeResult()
-    cmd = decode_command(path, size, fps, pad_color, start, end)
+    cmd = decode_command(path, size, fps, pad_color, start, end, header=True)
     frame_bytes = size * size * 3
     fh.flush()
     offset = fh.tell()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.PIPE)
-    tail = _StderrTail(proc.stderr)
+    tail = _StderrTail(proc.stderr, result.header)
 
     def written() -> int:
         return (os.fstat(fh.fileno()).st_size - offset) // frame_bytes
