@@ -192,9 +192,9 @@ def training_loss(
             context_mask=given.to(device),
             **kwargs,
         )
-    weight = (~given).float()[:, None, :, None, None].expand_as(target)
-    per_level = diffusion.loss_weight(t).view(-1, 1, 1, 1, 1)
-    return ((out.float() - target) ** 2 * (weight * per_level).to(device)).sum() / weight.sum().clamp(min=1)
+    scored = (~given).float()[:, None, :, None, None]  # (B, 1, F, 1, 1): context frames are not scored
+    weight = (scored * diffusion.loss_weight(t).view(-1, 1, 1, 1, 1)).to(device)
+    return ((out.float() - target) ** 2 * weight).sum() / scored.expand_as(target).sum().clamp(min=1)
 
 
 def _center_crop(batch: dict[str, torch.Tensor], crop: int) -> dict[str, torch.Tensor]:

@@ -58,16 +58,6 @@ _IMAGE_CONTAINERS = ("image2", "_pipe", "gif", "apng", "webp")
 
 
 _NOISE = ("at least one output file", "error opening input")
-_TAG_RE = re.compile(r"^\[[^\]]+\]\s*")
-
-
-def _last_error_line(stderr: str) -> str:
-    """The most telling line of ffmpeg's complaint (``moov atom not found`` over ``Error opening...``)."""
-    lines = [_TAG_RE.sub("", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.lower().startswith(_NOISE)]
-    if useful:
-        return useful[-1]
-    return lines[-1] if lines else "ffmpeg reported nothing"
 
 
 def _strip_tags(line: str) -> str:
@@ -76,6 +66,15 @@ def _strip_tags(line: str) -> str:
     while line.startswith("[") and "]" in line:
         line = line[line.index("]") + 1 :].lstrip()
     return line
+
+
+def _last_error_line(stderr: str) -> str:
+    """The most telling line of ffmpeg's complaint (``moov atom not found`` over ``Error opening...``)."""
+    lines = [_strip_tags(ln) for ln in stderr.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.lower().startswith(_NOISE)]
+    if useful:
+        return useful[-1]
+    return lines[-1] if lines else "ffmpeg reported nothing"
 
 
 def parse_header(path: Path, stderr: str) -> VideoInfo:
@@ -205,7 +204,7 @@ class _StderrTail:
                 self.lines.append(_strip_tags(line) if level else line.strip())
                 self.count += 1
             elif level[1] == "info" and len(self.header) < 200:
-                self.header.append(_strip_tags(line) if line.lstrip().startswith("[") else line)
+                self.header.append(_strip_tags(line))
 
     def wait(self, timeout: float) -> bool:
         """Block until ffmpeg closes stderr (it is exiting) or ``timeout`` passes; True if closed."""
