@@ -61,6 +61,8 @@ def test_nested_section():
         ("demo", {"width": 33}, "demo.width: expected an even integer >= 32, got 33"),
         ("fetch", {"max_height": True}, "fetch.max_height: expected an integer, got True"),
         ("base", {"diffusion": {"min_snr_gamma": -1}}, "base.diffusion.min_snr_gamma: expected a number"),
+        ("base", {"image_prob": 1.5}, "base.image_prob: expected a probability in [0, 1], got 1.5"),
+        ("train", {"precision": "fp16"}, "train.precision: expected auto | fp32 | bf16, got 'fp16'"),
     ],
 )
 def test_bad_values_name_the_key(section, data, message):

@@ -194,3 +194,27 @@ def test_batches_do_not_depend_on_the_number_of_workers(tiny_data):
     for a, b in zip(serial, parallel, strict=True):
         assert all(torch.equal(a[k], b[k]) for k in ("clip", "cond", "lowres"))
     assert not torch.equal(serial[0]["clip"], serial[1]["clip"])
+
+
+def test_image_clips_are_unrelated_training_frames(tiny_data):
+    """With base.image_prob, some clips are random frames from the training part (never the held-out
+    tail), marked independent; the rest stay windows of consecutive frames."""
+    from vdlib.clips import BatchSpec, ClipBatches
+    from vdlib.frames import FrameStore
+    from vdlib.labels import read_labels
+
+    labels = read_labels(tiny_data / "labels.parquet")
+    store = FrameStore.open(tiny_data / "frames")
+    stored = torch.from_numpy(np.asarray(store.frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    windows = ClipWindows(len(labels), window=4, skip=0, val_fraction=0.2)
+    spec = BatchSpec(size=16, batch=8, flip=False, image_prob=0.5)
+    seen = {True: 0, False: 0}
+    data = ClipBatches(tiny_data / "frames", labels.cond, windows, spec, seed=1, first_step=0, last_step=6)
+    for batch in (data[i] for i in range(len(data))):
+        for clip, independent in zip(batch["clip"], batch["independent"].tolist(), strict=True):
+            rows = [int((stored - f).abs().amax(dim=(1, 2, 3)).argmin()) for f in clip.transpose(0, 1)]
+            assert all(r < windows.n_train for r in rows), rows
+            if not independent:
+                assert rows == list(range(rows[0], rows[0] + 4))
+            seen[independent] += 1
+    assert seen[True] > 5 and seen[False] > 5, seen

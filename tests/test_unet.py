@@ -56,6 +56,41 @@ def test_frames_interact_through_time():
     assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-4
 
 
+def test_independent_frames_do_not_see_each_other():
+    """A clip marked independent (joint image-video training) is a batch of unrelated images: changing
+    one frame changes no other frame's output, while the video clip beside it still mixes frames."""
+    model = randomize(UNet3D(TINY))
+    x = torch.randn(2, 3, 4, 16, 16)
+    y = x.clone()
+    y[:, :, 3] += 1.0
+    independent = torch.tensor([True, False])
+    t = torch.tensor([200, 200])
+    with torch.no_grad():
+        a, b = model(x, t, independent=independent), model(y, t, independent=independent)
+        alone = model(x[:1, :, :1], t[:1])  # frame 0 of the independent clip, as a 1-frame clip
+    assert torch.equal(a[0, :, :3], b[0, :, :3])
+    assert (a[1, :, 0] - b[1, :, 0]).abs().max() > 1e-4
+    # Positions still differ by their frame embedding, so compare frame 0 with a 1-frame clip.
+    assert torch.allclose(a[:1, :, :1], alone, atol=1e-5)
+
+
+def test_bf16_autocast_on_cpu_stays_close_to_fp32():
+    """Mixed precision (train.precision) changes the output by bf16 rounding only."""
+    from vdlib.device import autocast
+
+    model = randomize(UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 3})))
+    x = torch.randn(2, 3, 4, 16, 16)
+    kwargs = {"cond": torch.rand(2, 4, 3), "context": torch.randn_like(x),
+              "context_mask": torch.tensor([[True, False, False, False]] * 2)}  # fmt: skip
+    with torch.no_grad():
+        full = model(x, torch.tensor([50, 800]), **kwargs)
+        with autocast(torch.device("cpu"), torch.bfloat16):
+            mixed = model(x, torch.tensor([50, 800]), **kwargs)
+    assert mixed.dtype == torch.bfloat16
+    error = (mixed.float() - full).abs().mean() / full.abs().mean()
+    assert 0 < error < 0.05
+
+
 @pytest.mark.parametrize("lowres", [False, True], ids=["base", "upsampler"])
 def test_every_parameter_gets_a_gradient(lowres):
     """With labels and context frames (and a low-res clip), one backward pass reaches every weight;

@@ -49,6 +49,7 @@ class BatchSpec:
     flip: bool
     lowres: bool = False  # upsampler: also give the 2x smaller clip, resized back up
     crop: int = 0  # upsampler: random crops of this size (0: whole frames)
+    image_prob: float = 0.0  # chance that a clip is X independent random frames instead of a window
 
 
 class ClipBatches(Dataset):
@@ -83,29 +84,37 @@ class ClipBatches(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         step = self.first_step + i
         gen = step_generator(self.seed, step, self.rank, stream=0)
-        starts = torch.randint(0, self.windows.train_starts, (self.spec.batch,), generator=gen).tolist()
-        return make_batch(self.store, self.cond, self.windows, self.spec, starts, gen)
+        starts = torch.randint(0, self.windows.train_starts, (self.spec.batch,), generator=gen)
+        rows = self.windows.rows(starts.numpy())
+        independent = torch.zeros(self.spec.batch, dtype=torch.bool)
+        if self.spec.image_prob:  # joint image-video training: some clips are unrelated frames
+            independent = torch.rand(self.spec.batch, generator=gen) < self.spec.image_prob
+            picks = torch.randint(0, self.windows.n_train, rows.shape, generator=gen).numpy()
+            rows = np.where(independent.numpy()[:, None], picks, rows)
+        return make_batch(self.store, self.cond, self.spec, rows, gen, independent)
 
 
 def make_batch(
     store: FrameStore,
     cond: np.ndarray,
-    windows: ClipWindows,
     spec: BatchSpec,
-    starts: list[int],
+    rows: np.ndarray,
     gen: torch.Generator | None = None,
+    independent: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Clips starting at ``starts``: ``clip`` (B, 3, X, s, s), ``cond`` (B, X, D), maybe ``lowres``."""
-    idx = np.stack([windows.indices(s) for s in starts])  # (B, X)
-    clips = torch.stack([to_model_range(store.frames[row]) for row in idx])  # (B, 3, X, S, S)
-    labels = torch.from_numpy(cond[idx]) if cond.shape[1] else torch.zeros(len(starts), idx.shape[1], 0)
+    """Clips of the stored frames ``rows`` (B, X): ``clip`` (B, 3, X, s, s), ``cond`` (B, X, D),
+    ``independent`` (B,) (True: the frames are unrelated images, not a clip), maybe ``lowres``."""
+    clips = torch.stack([to_model_range(store.frames[row]) for row in rows])  # (B, 3, X, S, S)
+    labels = torch.from_numpy(cond[rows]) if cond.shape[1] else torch.zeros(*rows.shape, 0)
     clip = resize_clip(clips, spec.size)
-    out = {"clip": clip, "cond": labels}
+    if independent is None:
+        independent = torch.zeros(len(rows), dtype=torch.bool)
+    out = {"clip": clip, "cond": labels, "independent": independent}
     if spec.lowres:
         out["lowres"] = resize_clip(resize_clip(clips, spec.size // 2), spec.size)
     if gen is not None and spec.crop and spec.crop < spec.size:
-        ys = torch.randint(0, spec.size - spec.crop + 1, (len(starts),), generator=gen).tolist()
-        xs = torch.randint(0, spec.size - spec.crop + 1, (len(starts),), generator=gen).tolist()
+        ys = torch.randint(0, spec.size - spec.crop + 1, (len(rows),), generator=gen).tolist()
+        xs = torch.randint(0, spec.size - spec.crop + 1, (len(rows),), generator=gen).tolist()
         for key in ("clip", "lowres"):
             if key in out:
                 out[key] = torch.stack(
@@ -115,7 +124,7 @@ def make_batch(
                     ]
                 )
     if gen is not None and spec.flip:
-        flips = torch.rand(len(starts), generator=gen) < 0.5
+        flips = torch.rand(len(rows), generator=gen) < 0.5
         for key in ("clip", "lowres"):
             if key in out:
                 out[key] = torch.where(flips[:, None, None, None, None], out[key].flip(-1), out[key])

@@ -16,6 +16,8 @@ import yaml
 
 from vdlib.errors import VdlibError
 
+PRECISIONS = ("auto", "fp32", "bf16")  # autocast choices of training and rendering
+
 T = TypeVar("T")
 
 PARAMS_FILE = Path("params.yaml")
@@ -209,8 +211,11 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 0  # steps between sample GIFs; 0 = only at the end
     compile: bool = False  # torch.compile (CUDA only)
+    precision: str = "auto"  # auto (bf16 where the hardware computes it natively) | fp32 | bf16
 
     def validate(self, where: str) -> None:
+        if self.precision not in PRECISIONS:
+            _fail(where, "train.precision", " | ".join(PRECISIONS), self.precision)
         if not 0.0 < self.val_fraction < 0.5:
             _fail(where, "train.val_fraction", "a fraction in (0, 0.5)", self.val_fraction)
         for key in ("ckpt_every", "log_every"):
@@ -238,6 +243,7 @@ class ModelTrainConfig:
     ema_decay: float = 0.995
     label_dropout: float = 0.1  # labels replaced by the null embedding (classifier-free guidance)
     context_prob: float = 0.5  # clips trained with a random number of given leading frames
+    image_prob: float = 0.0  # clips made of unrelated random frames (joint image-video training)
     flip: bool = False  # random horizontal flips (off: they break text and left/right pose labels)
     model: ModelParams = field(default_factory=ModelParams)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -263,7 +269,7 @@ class ModelTrainConfig:
             _fail(where, f"{prefix}.warmup", "warmup, grad_clip and weight_decay >= 0", self.warmup)
         if not 0.0 <= self.ema_decay < 1.0:
             _fail(where, f"{prefix}.ema_decay", "a decay in [0, 1)", self.ema_decay)
-        for key in ("label_dropout", "context_prob"):
+        for key in ("label_dropout", "context_prob", "image_prob"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 _fail(where, f"{prefix}.{key}", "a probability in [0, 1]", getattr(self, key))
         self.model.validate(where, f"{prefix}.model")

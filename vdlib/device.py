@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
 
+from vdlib.config import PRECISIONS
 from vdlib.errors import VdlibError
 
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -34,3 +36,37 @@ def resolve_device(want: str, key: str, local_rank: int | None = None, threads: 
     else:
         torch.set_num_threads(threads or available_cores())
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), so bf16 is faster than fp32."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(want: str, device: torch.device, key: str) -> torch.dtype | None:
+    """The autocast dtype for ``want`` on ``device`` (None: full fp32). ``auto`` is bf16 on CUDA and on
+    CPUs with native bf16 arithmetic, fp32 elsewhere (emulated bf16 would be slower than fp32)."""
+    if want not in PRECISIONS:
+        raise VdlibError(f"{key}: expected one of {', '.join(PRECISIONS)}, got {want!r}")
+    if want == "fp32":
+        return None
+    if want == "bf16":
+        return torch.bfloat16
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    return torch.bfloat16 if native else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision for the network's forward pass: weights stay fp32, matmuls and convolutions run
+    in ``dtype``; a no-op when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -181,6 +181,10 @@ class ClipWindows:
         """Stored-frame numbers of the clip beginning at ``start``."""
         return start + np.arange(self.frames) * (self.skip + 1)
 
+    def rows(self, starts: list[int] | np.ndarray) -> np.ndarray:
+        """Stored-frame numbers (len(starts), X) of the clips beginning at ``starts``."""
+        return np.stack([self.indices(int(s)) for s in starts])
+
     @property
     def train_starts(self) -> int:
         """Number of possible training clip starts (0 .. train_starts - 1)."""

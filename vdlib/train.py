@@ -12,7 +12,6 @@ stage's outputs are the EMA weights in ``models/<name>/`` and the logs in ``repo
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -33,7 +32,7 @@ from torch.utils.data import DataLoader
 from vdlib.atomic import atomic_output
 from vdlib.clips import BatchSpec, ClipBatches, make_batch, step_generator
 from vdlib.config import ModelTrainConfig, TrainConfig, UpsamplerConfig
-from vdlib.device import available_cores, resolve_device
+from vdlib.device import autocast, available_cores, resolve_device, resolve_precision
 from vdlib.diffusion import Diffusion, sample
 from vdlib.errors import VdlibError
 from vdlib.frames import ClipWindows, FrameStore
@@ -145,7 +144,7 @@ def measure_residual_scale(
     if not target_std:
         return 0.0
     starts = np.unique(np.linspace(0, windows.train_starts - 1, num=32).round().astype(int))
-    batch = make_batch(store, cond, windows, replace(spec, crop=0), starts.tolist())
+    batch = make_batch(store, cond, replace(spec, crop=0), windows.rows(starts))
     std = float((batch["clip"] - batch["lowres"]).std())
     return round(target_std / max(std, 1e-3), 4)
 
@@ -158,8 +157,10 @@ def training_loss(
     gen: torch.Generator,
     device: torch.device,
     residual_scale: float = 0.0,
+    precision: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Noise a batch of clips at uniform levels and score the network's prediction (MSE)."""
+    """Noise a batch of clips at uniform levels and score the network's prediction (MSE); the forward
+    pass runs under autocast to ``precision`` when one is given."""
     clip = diffused_clip(batch, residual_scale)
     b, _, frames = clip.shape[:3]
     t = diffusion.sample_timesteps(b, gen)
@@ -168,6 +169,8 @@ def training_loss(
     given = torch.zeros(b, frames, dtype=torch.bool)
     with_context = torch.rand(b, generator=gen) < cfg.context_prob
     counts = torch.randint(1, frames, (b,), generator=gen)
+    independent = batch.get("independent", torch.zeros(b, dtype=torch.bool))
+    with_context &= ~independent  # unrelated frames continue nothing
     given[with_context] = torch.arange(frames)[None, :] < counts[with_context, None]
     kwargs: dict[str, Any] = {}
     if isinstance(cfg, UpsamplerConfig):
@@ -179,10 +182,7 @@ def training_loss(
     x_t = diffusion.add_noise(clip, noise, t)
     target = diffusion.target(clip, noise, t).to(device)
     cond = batch["cond"].to(device) if batch["cond"].shape[-1] else None
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    )
-    with autocast:
+    with autocast(device, precision):
         out = model(
             x_t.to(device),
             t.to(device),
@@ -190,6 +190,7 @@ def training_loss(
             cond_mask=keep_labels.to(device),
             context=clip.to(device),
             context_mask=given.to(device),
+            independent=independent.to(device),
             **kwargs,
         )
     scored = (~given).float()[:, None, :, None, None]  # (B, 1, F, 1, 1): context frames are not scored
@@ -220,7 +221,7 @@ def validation_loss(
     """Loss on held-out clips at fixed noise levels with fixed noise: comparable across runs."""
     model.eval()
     batch = _center_crop(
-        make_batch(store, cond, windows, spec, windows.val_starts(VAL_CLIPS).tolist()), spec.crop
+        make_batch(store, cond, spec, windows.rows(windows.val_starts(VAL_CLIPS))), spec.crop
     )
     clip = diffused_clip(batch, residual_scale)
     gen = step_generator(seed, 0, 0, stream=3)
@@ -362,6 +363,7 @@ class JobData:
             flip=cfg.flip,
             lowres=job.is_upsampler,
             crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
+            image_prob=cfg.image_prob,
         )
         scale = 0.0
         if isinstance(cfg, UpsamplerConfig):
@@ -380,6 +382,7 @@ def train_model(job: TrainJob) -> dict[str, float]:
     """Train one model; returns its final metrics. Resumes from ``.vdlib/resume`` when it can."""
     rank, world, device = _setup(job.train)
     cfg, tcfg = job.cfg, job.train
+    precision = resolve_precision(tcfg.precision, device, "train.precision")
     data = JobData.open(job)
     labels, windows, spec = data.labels, data.windows, data.spec
     diffusion = Diffusion(cfg.diffusion)
@@ -432,8 +435,9 @@ def train_model(job: TrainJob) -> dict[str, float]:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = training_loss(
-            net, diffusion, batch, cfg, step_generator(tcfg.seed, step, rank, 1), device, data.residual_scale
-        )
+            net, diffusion, batch, cfg, step_generator(tcfg.seed, step, rank, 1), device,
+            data.residual_scale, precision,
+        )  # fmt: skip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -529,7 +533,7 @@ def _write_sample(
 ) -> None:
     """A sample clip (labels and low-res input from the first held-out clip) as a GIF."""
     store, windows, spec = data.store, data.windows, data.spec
-    batch = make_batch(store, data.labels.cond, windows, spec, windows.val_starts(1).tolist())
+    batch = make_batch(store, data.labels.cond, spec, windows.rows(windows.val_starts(1)))
     has_labels = batch["cond"].shape[-1] > 0
     kwargs: dict[str, Any] = {}
     if spec.lowres:

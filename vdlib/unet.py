@@ -97,7 +97,9 @@ class Attention(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int, independent: torch.Tensor | None = None) -> torch.Tensor:
+        """``independent`` (B,) True where a clip's frames are unrelated images: over time, each of
+        their frames then attends to itself only."""
         _bf, _c, h, w = x.shape
         y = self.norm(x)
         if self.axis == "time":  # sequences of F frames, one per pixel
@@ -109,7 +111,15 @@ class Attention(nn.Module):
         )
         if self.axis == "time":
             q, k = rotary(q), rotary(k)
-        attended = F.scaled_dot_product_attention(q, k, v)  # softmax over the key axis
+        if q.device.type == "cpu" and q.dtype != torch.float32:
+            # Under CPU autocast: PyTorch's CPU attention kernels are several times slower in bf16.
+            with torch.autocast("cpu", enabled=False):
+                attended = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
+        else:
+            attended = F.scaled_dot_product_attention(q, k, v)  # softmax over the key axis
+        if self.axis == "time" and independent is not None and bool(independent.any()):
+            alone = independent.repeat_interleave(h * w)[:, None, None, None]  # sequences are (b h w)
+            attended = torch.where(alone, v, attended)
         seq = self.out(rearrange(attended, "n heads s d -> n s (heads d)"))
         if self.axis == "time":
             seq = rearrange(seq, "(b h w) f c -> (b f) c h w", h=h, w=w)
@@ -166,12 +176,12 @@ class Level(nn.Module):
             nn.ModuleList(Attention(cout, cfg.heads, "space") for _ in range(n)) if spatial else None
         )
 
-    def forward(self, x, emb, frames, lowres_map):
+    def forward(self, x, emb, frames, lowres_map, independent=None):
         for i, block in enumerate(self.res):
             x = block(x, emb, lowres_map)
             if self.space_attn is not None:
                 x = self.space_attn[i](x, frames)
-            x = self.time_attn[i](x, frames)
+            x = self.time_attn[i](x, frames, independent)
         return x
 
 
@@ -275,10 +285,12 @@ class UNet3D(nn.Module):
         context_mask: torch.Tensor | None = None,
         lowres: torch.Tensor | None = None,
         aug_level: torch.Tensor | None = None,
+        independent: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, C, F, H, W) noisy clip; timesteps (B,); cond (B, F, D) labels; cond_mask (B,) False =
         use the null embedding; context (B, C, F, H, W) clean frames where context_mask (B, F) is
-        True; lowres (B, C, F, H, W) the low-res clip resized to H x W; aug_level (B,) in [0, 1]."""
+        True; lowres (B, C, F, H, W) the low-res clip resized to H x W; aug_level (B,) in [0, 1];
+        independent (B,) True where the frames are unrelated images (joint image-video training)."""
         b, _c, frames, h, w = x.shape
         if h % self.downscale or w % self.downscale:
             raise ValueError(f"frame size {h}x{w} must be a multiple of {self.downscale}")
@@ -301,13 +313,13 @@ class UNet3D(nn.Module):
 
         skips = []
         for i, level in enumerate(self.down):
-            h_ = level(h_, emb, frames, lowres_map)
+            h_ = level(h_, emb, frames, lowres_map, independent)
             skips.append(h_)
             if i < len(self.downsample):
                 h_ = self.downsample[i](h_)
-        h_ = self.mid(h_, emb, frames, lowres_map)
+        h_ = self.mid(h_, emb, frames, lowres_map, independent)
         for i, level in enumerate(self.up):
-            h_ = level(torch.cat([h_, skips.pop()], dim=1), emb, frames, lowres_map)
+            h_ = level(torch.cat([h_, skips.pop()], dim=1), emb, frames, lowres_map, independent)
             if i < len(self.upsample):
                 h_ = self.upsample[i](F.interpolate(h_, scale_factor=2.0, mode="nearest"))
         out = self.out(F.silu(self.out_norm(h_)))
