@@ -117,7 +117,7 @@ class Attention(nn.Module):
                 attended = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
         else:
             attended = F.scaled_dot_product_attention(q, k, v)  # softmax over the key axis
-        if self.axis == "time" and independent is not None and bool(independent.any()):
+        if self.axis == "time" and independent is not None:
             alone = independent.repeat_interleave(h * w)[:, None, None, None]  # sequences are (b h w)
             attended = torch.where(alone, v, attended)
         seq = self.out(rearrange(attended, "n heads s d -> n s (heads d)"))
@@ -292,6 +292,8 @@ class UNet3D(nn.Module):
         True; lowres (B, C, F, H, W) the low-res clip resized to H x W; aug_level (B,) in [0, 1];
         independent (B,) True where the frames are unrelated images (joint image-video training)."""
         b, _c, frames, h, w = x.shape
+        if independent is not None and not bool(independent.any()):
+            independent = None  # decided once here, not in every attention layer (a device sync each)
         if h % self.downscale or w % self.downscale:
             raise ValueError(f"frame size {h}x{w} must be a multiple of {self.downscale}")
         if timesteps.ndim == 0:
