@@ -56,4 +56,4 @@ bench: install  ## every benchmark (needs `make demo` first): tables + reports/b
 	$(BIN)/python benchmarks/run.py
 
 clean:  ## remove the pipeline's outputs and resume states (not the venv)
-	rm -rf data/raw data/frames data/labels.parquet reports/labels/preview.gif models/base models/upsampler_* .vdlib
+	rm -rf data/raw data/frames data/labels.parquet data/checked.json reports/labels/preview.gif models/base models/upsampler_* .vdlib

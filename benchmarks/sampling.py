@@ -101,10 +101,10 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
                 evaluations[name].append(out.evaluations)
                 made[name].append(to_uint8(out.clip))
         train_cfg = load_section("train") if Path("params.yaml").is_file() else None
-        split = ClipWindows(len(store), int(base.meta["window"]), int(base.meta["skip"]),
-                            train_cfg.val_fraction if train_cfg else 0.05).n_train  # fmt: skip
+        train_rows = ClipWindows.for_store(store, int(base.meta["window"]), int(base.meta["skip"]),
+                                           train_cfg.val_fraction if train_cfg else 0.05).train_frames
         cfg = EvaluateConfig(classifier_steps=50 if quick else 1200)
-        classifier = train_classifier(store.frames[:split], labels.cond[:split], labels.names, cfg)
+        classifier = train_classifier(store.frames[train_rows], labels.cond[train_rows], labels.names, cfg)
         rows = []
         for name in models:
             acc = label_accuracy(classifier, np.concatenate(made[name]), np.concatenate(conds), labels.names,

@@ -1,4 +1,5 @@
-"""Stage extract: raw video + params ``extract`` → the frame store."""
+"""Stage extract: the fetched videos (a file or a folder of them) + params ``extract`` → the frame
+store. Usage: extract.py VIDEOS OUT"""
 
 from vdlib.config import load_section
 from vdlib.extract import extract_frames

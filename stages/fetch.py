@@ -1,13 +1,14 @@
-"""Stage fetch: params ``fetch`` (and ``demo``) → the raw video file."""
+"""Stage fetch: params ``fetch`` (and ``demo``) → OUT_DIR with one ``<name>.mkv`` per video.
+Usage: fetch.py OUT_DIR"""
 
 from vdlib.config import load_section
-from vdlib.fetch import fetch
+from vdlib.fetch import fetch_videos
 from vdlib.stage import run_stage
 
 
-def main(out: str) -> None:
+def main(out_dir: str) -> None:
     cfg = load_section("fetch")
-    fetch(cfg.source, out, max_height=cfg.max_height, demo=load_section("demo"))
+    fetch_videos(cfg.source, out_dir, max_height=cfg.max_height, demo=load_section("demo"))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Stage render: models + params ``render`` → GIF/MP4 videos, contact sheets, ``generated.npz`` and
-``videos.json`` in OUT_DIR. Usage: render.py OUT_DIR BASE [UPSAMPLER ...]"""
+``videos.json`` in OUT_DIR (``auto`` requests come from the frame store and labels).
+Usage: render.py FRAMES LABELS OUT_DIR BASE [UPSAMPLER ...]"""
 
 from vdlib.config import load_section
 from vdlib.render import render_videos
 from vdlib.stage import run_stage
 
 
-def main(out_dir: str, *models: str) -> None:
-    render_videos(load_section("render"), list(models), out_dir, load_section("labels").pose)
+def main(frames: str, labels: str, out_dir: str, *models: str) -> None:
+    render_videos(load_section("render"), list(models), out_dir, load_section("labels").pose, frames, labels)
 
 
 if __name__ == "__main__":

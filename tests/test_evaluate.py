@@ -19,6 +19,7 @@ from vdlib.evaluate import (
     train_classifier,
 )
 from vdlib.extract import extract_frames
+from vdlib.frames import ClipWindows
 from vdlib.labels import LabelRangeWarning, timestamp_labels
 from vdlib.render import Rendered
 
@@ -57,7 +58,7 @@ def rendered_from(clips: dict[str, np.ndarray], borders: list[int]) -> Rendered:
 
 def test_temporal_consistency_is_one_for_real_clips_and_zero_for_frozen(demo_store):
     store, _ = demo_store
-    ref = RealReference(store, stride=2, n_train=len(store))
+    ref = RealReference(store, ClipWindows.for_store(store, window=4, skip=1, val_fraction=0.05))
     real = ref.temporal_difference(32)
     starts = range(0, len(store) - 40, 13)
     clips = {f"v{s}": np.asarray(store.frames[s : s + 32 : 2]) for s in starts}

@@ -129,7 +129,7 @@ def test_label_requests_are_checked_against_the_models_names(models):
     assert "'shape=hexagon' is not a label of this model (valid labels: shape=" in str(err.value)
     assert "colour=red" in str(err.value)
     unlabelled = ModelLabels("none", [], "models/plain")
-    with pytest.raises(VdlibError, match="models/plain was trained without labels"):
+    with pytest.raises(VdlibError, match="models/plain is trained without labels"):
         parse_labels("shape=circle", unlabelled)
 
 
@@ -218,9 +218,11 @@ def test_generate_errors_are_one_line(models, tmp_path, capsys):
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.gif"))
 
 
-def test_unconditioned_request_when_no_labels_given(models, tmp_path):
+def test_unconditioned_request_when_empty_lists_are_asked_for(models, tmp_path):
+    params = tmp_path / "empty.yaml"
+    params.write_text("render:\n  labels: []\n  timelines: []\n  pose_from: []\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # ours; not third-party deprecations
-        assert run_cli("generate", models / "base", "--params", tmp_path / "none.yaml", "--frames", 4,
+        assert run_cli("generate", models / "base", "--params", params, "--frames", 4,
                        "--steps", 2, "--context", 1, "--out-dir", tmp_path) == 0  # fmt: skip
     assert (tmp_path / "unconditioned_seed0.gif").is_file()

@@ -26,18 +26,34 @@ TINY_MODEL = {"channels": 16, "mults": [1, 2], "res_blocks": 1, "spatial_attn_le
 
 
 def test_windows_take_x_frames_from_n_skipping_m():
-    w = ClipWindows(total=100, window=10, skip=2, val_fraction=0.05)
+    w = ClipWindows((100,), window=10, skip=2, val_fraction=0.05)
     assert w.frames == 4  # ceil(10 / 3)
     assert list(w.indices(5)) == [5, 8, 11, 14]
-    assert w.n_val == 10 and w.n_train == 90 and w.train_starts == 81
+    assert w.n_val == 10 and w.n_train == 90 and list(w.train_starts) == list(range(81))
     assert all(s >= 90 and s + 10 <= 100 for s in w.val_starts(8))
+
+
+def test_windows_of_many_videos_stay_inside_one_video_and_each_video_is_held_out():
+    # Videos of 100, 15 (one window: held out whole), 5 (shorter than a window: left out) and 40 frames.
+    w = ClipWindows((100, 15, 5, 40), window=10, skip=1, val_fraction=0.1)
+    video = np.repeat(np.arange(4), [100, 15, 5, 40])
+    for start in w.train_starts:
+        assert len(set(video[w.indices(start)])) == 1 and video[start + 9] == video[start]
+    assert set(w.train_frames) == set(range(0, 90)) | set(range(120, 150))
+    assert set(w.val_frames) == set(range(90, 100)) | set(range(100, 115)) | set(range(150, 160))
+    assert not set(w.train_frames) & set(w.val_frames)
+    for start in w.val_starts(6):
+        assert len(set(video[start : start + 10])) == 1 and set(range(start, start + 10)) <= set(w.val_frames)
+    assert {int(video[s]) for s in w.val_starts(6)} == {0, 1, 3}
+    assert w.val_start_per_video() == [90, 100, 150]
 
 
 def test_windows_too_long_for_the_store():
     with pytest.raises(VdlibError) as err:
-        ClipWindows(total=30, window=20, skip=0, val_fraction=0.05).check("data/frames", "base")
+        ClipWindows((30,), window=20, skip=0, val_fraction=0.05).check("data/frames", "base")
     message = str(err.value)
-    assert message.startswith("base.window: clips need 20 consecutive frames, but data/frames has 30 frames")
+    assert message.startswith("base.window: clips need 20 consecutive frames of one video")
+    assert "the longest video in data/frames has 30 frames" in message
     assert "train.val_fraction=0.05" in message
 
 
@@ -181,7 +197,7 @@ def test_batches_do_not_depend_on_the_number_of_workers(tiny_data):
     from vdlib.labels import read_labels
 
     labels = read_labels(tiny_data / "labels.parquet")
-    windows = ClipWindows(len(labels), window=4, skip=1, val_fraction=0.05)
+    windows = ClipWindows((len(labels),), window=4, skip=1, val_fraction=0.05)
     spec = BatchSpec(size=16, batch=3, flip=False, lowres=True, crop=8)
     data = ClipBatches(tiny_data / "frames", labels.cond, windows, spec, seed=5, first_step=2, last_step=8)
     serial = list(DataLoader(data, batch_size=None, num_workers=0))
@@ -206,7 +222,7 @@ def test_image_clips_are_unrelated_training_frames(tiny_data):
     labels = read_labels(tiny_data / "labels.parquet")
     store = FrameStore.open(tiny_data / "frames")
     stored = torch.from_numpy(np.asarray(store.frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    windows = ClipWindows(len(labels), window=4, skip=0, val_fraction=0.2)
+    windows = ClipWindows((len(labels),), window=4, skip=0, val_fraction=0.2)
     spec = BatchSpec(size=16, batch=8, flip=False, image_prob=0.5)
     seen = {True: 0, False: 0}
     data = ClipBatches(tiny_data / "frames", labels.cond, windows, spec, seed=1, first_step=0, last_step=6)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from vdlib import __version__
 from vdlib.config import (
@@ -129,6 +130,17 @@ def _per_model(text: str | None, count: int, flag: str, kind: type) -> list | No
     return values
 
 
+def _requests(args: argparse.Namespace, cfg: RenderConfig) -> dict[str, Any]:
+    """The render requests: the flags' when any is given (the rest then empty), else the params'."""
+    if not (args.labels or args.labels_file or args.pose_from):
+        return {"labels": cfg.labels, "timelines": cfg.timelines, "pose_from": cfg.pose_from}
+    return {
+        "labels": args.labels or [],
+        "timelines": [str(t) for t in args.labels_file or []],
+        "pose_from": [str(p) for p in args.pose_from or []],
+    }
+
+
 def _cmd_generate(args: argparse.Namespace) -> None:
     from vdlib.render import render_videos
 
@@ -156,19 +168,34 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         frames=args.frames if args.frames is not None else cfg.frames,
         fps=args.fps if args.fps is not None else cfg.fps,
         formats=formats,
-        labels=args.labels or [],
-        timelines=[str(t) for t in args.labels_file or []],
-        pose_from=[str(p) for p in args.pose_from or []],
+        **_requests(args, cfg),
         device=args.device or cfg.device,
         **sampling,
     )
     cfg.validate("vdlib generate")
     if args.n < 1:
         raise VdlibError(f"-n: expected an integer >= 1, got {args.n}")
-    videos = render_videos(cfg, models, args.out_dir, pose)
+    flags = {"labels": "--labels", "timelines": "--labels-file", "pose_from": "--pose-from"}
+    from_flags = bool(args.labels or args.labels_file or args.pose_from)
+    videos = render_videos(
+        cfg, models, args.out_dir, pose, args.data / "frames", args.data / "labels.parquet",
+        keys=flags if from_flags else None,
+    )  # fmt: skip
     for video in videos:
         cost = sum(s.seconds for s in video.stages)
         print(f"wrote {args.out_dir / video.stem}.* ({len(video.frames)} frames, {cost:.1f} s)")
+
+
+def _cmd_init(args: argparse.Namespace) -> None:
+    from vdlib.init import plan_params, write_params
+
+    labels = [str(x) for x in args.labels] if args.labels else ["none"]
+    params, reasons = plan_params([str(s) for s in args.sources], labels, args.minutes)
+    path = write_params(params, reasons, args.params, force=args.force)
+    print(f"wrote {path}:")
+    for reason in reasons:
+        print(f"  {reason}")
+    print("next: dvc repro (or dvc exp run), then look at reports/gifs and reports/eval/metrics.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=pose.device, help="cpu, cuda, cuda:0, ...")
     common(p)
     p.set_defaults(func=_cmd_labels_pose)
+    p = sub.add_parser(
+        "init",
+        help="write params.yaml for your own videos (sizes, windows, labels, steps for --minutes)",
+        description="Probe the videos and write a params.yaml that fits them and this machine; print "
+        "what was chosen and why. Refuses to replace a params.yaml with uncommitted edits.",
+    )
+    p.add_argument("sources", nargs="+", help="video files, folders of videos, or URLs")
+    p.add_argument(
+        "--labels", nargs="+", metavar="none|pose|TABLE.csv",
+        help="none (default), pose, or timestamp tables (start,end,label[,group][,video])",
+    )  # fmt: skip
+    p.add_argument("--minutes", type=float, default=15.0, help="training time to plan for (default 15)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write")
+    p.add_argument("--force", action="store_true", help="replace a params.yaml that has edits")
+    p.set_defaults(func=_cmd_init)
+
     p = sub.add_parser("train", help="train the base model or an upsampler with the settings in params.yaml")
     p.add_argument("kind", choices=("base", "upsampler"))
     p.add_argument("--size", type=int, help="upsampler output size (64, 128, ...)")
@@ -277,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pose-from", type=Path, action="append",
         help="a video or pose labels Parquet file whose poses drive a pose-conditioned model",
+    )  # fmt: skip
+    p.add_argument(
+        "--data", type=Path, default=Path("data"),
+        help="folder with the training frames/ and labels.parquet, where 'auto' requests come from "
+        "(label combinations, held-out poses)",
     )  # fmt: skip
     p.add_argument("--sampler", help="ddpm, ddim, dpmsolver++, euler or cold; one, or one per model")
     p.add_argument("--steps", help="sampling steps; one number, or one per model (e.g. 20,4,4)")

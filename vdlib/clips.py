@@ -84,12 +84,14 @@ class ClipBatches(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         step = self.first_step + i
         gen = step_generator(self.seed, step, self.rank, stream=0)
-        starts = torch.randint(0, self.windows.train_starts, (self.spec.batch,), generator=gen)
-        rows = self.windows.rows(starts.numpy())
+        valid = self.windows.train_starts
+        starts = valid[torch.randint(0, len(valid), (self.spec.batch,), generator=gen).numpy()]
+        rows = self.windows.rows(starts)
         independent = torch.zeros(self.spec.batch, dtype=torch.bool)
         if self.spec.image_prob:  # joint image-video training: some clips are unrelated frames
             independent = torch.rand(self.spec.batch, generator=gen) < self.spec.image_prob
-            picks = torch.randint(0, self.windows.n_train, rows.shape, generator=gen).numpy()
+            frames = self.windows.train_frames
+            picks = frames[torch.randint(0, len(frames), rows.shape, generator=gen).numpy()]
             rows = np.where(independent.numpy()[:, None], picks, rows)
         return make_batch(self.store, self.cond, self.spec, rows, gen, independent)
 

@@ -7,7 +7,14 @@ Three ways to ask, each giving a (K, D) array for K output frames:
 - poses: the keypoints of another clip, from a video (run through the pose model) or a pose labels
   Parquet file.
 
-Requests are checked against the label names stored with the model; errors list the valid names.
+Each of ``render.labels``, ``render.timelines`` and ``render.pose_from`` is a list or ``auto``, which
+asks for what fits the model: no labels → ``render.count`` unconditioned videos; timestamp labels →
+the label combinations that occur in the labelled frames (most frequent first, at most
+``render.count``) and the tables under ``labels/timelines/`` whose labels the model knows; pose
+labels → the poses of each video's held-out tail (frames training never saw).
+
+Requests are checked against the label names stored with the model; errors name the param
+(``render.labels[2]``) and list the valid names.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vdlib.config import ExtractConfig, PoseConfig
+from vdlib.config import ExtractConfig, PoseConfig, RenderConfig, is_auto
 from vdlib.errors import VdlibError
-from vdlib.labels import LabelRangeWarning, cond_from_ranges, read_labels, read_table
+from vdlib.labels import LabelRangeWarning, Labels, cond_from_ranges, read_labels, read_table
+
+TIMELINES_DIR = Path("labels/timelines")  # where 'auto' looks for timelines
 
 
 @dataclass(frozen=True)
@@ -47,22 +56,24 @@ class Request:
     name: str
     cond: np.ndarray | None  # (K, D) float32
     kind: str = "none"  # none | labels | timeline | pose
+    variant: int = 0  # tells apart requests with the same labels (several unconditioned videos)
 
 
 def _needs(model: ModelLabels, kind: str, what: str) -> None:
     if not model.conditioned:
         raise VdlibError(
-            f"{what}: {model.where} was trained without labels (labels.kind: none); "
-            "generate without labels or retrain with labels"
+            f"{what}: {model.where} is trained without labels (labels.kind: none); "
+            "leave the render requests at auto (unconditioned videos) or train with labels"
         )
     if kind == "pose" and model.kind != "pose":
         raise VdlibError(
-            f"{what}: {model.where} was trained on {model.kind} labels, not poses "
+            f"{what}: {model.where} is trained on {model.kind} labels, not poses "
             f"(valid labels: {model.valid()})"
         )
     if kind == "timestamps" and model.kind != "timestamps":
         raise VdlibError(
-            f"{what}: {model.where} was trained on {model.kind} labels; use --pose-from for a pose model"
+            f"{what}: {model.where} is trained on {model.kind} labels; ask for poses with "
+            "render.pose_from (auto: the poses of the held-out frames) or --pose-from"
         )
 
 
@@ -87,16 +98,26 @@ def parse_labels(text: str, model: ModelLabels, what: str = "--labels") -> np.nd
     return vector
 
 
-def timeline_cond(path: str | Path, model: ModelLabels, frames: int, fps: float) -> np.ndarray:
-    """(frames, D) labels from a timestamp table in output time (frame i is at i / fps seconds)."""
-    _needs(model, "timestamps", str(path))
+def check_timeline(path: str | Path, model: ModelLabels, what: str) -> list:
+    """The ranges of a timeline table, checked against the model's labels."""
+    _needs(model, "timestamps", what)
+    if not Path(path).is_file():
+        raise VdlibError(f"{what}: {path}: no such timeline table")
     ranges = read_table(path)
     for r in ranges:
         if f"{r.group}={r.label}" not in model.names:
             raise VdlibError(
-                f"{r.where}: {r.group}={r.label} is not a label of {model.where} "
+                f"{what}: {r.where}: {r.group}={r.label} is not a label of {model.where} "
                 f"(valid labels: {model.valid()})"
             )
+    return ranges
+
+
+def timeline_cond(
+    path: str | Path, model: ModelLabels, frames: int, fps: float, what: str | None = None
+) -> np.ndarray:
+    """(frames, D) labels from a timestamp table in output time (frame i is at i / fps seconds)."""
+    ranges = check_timeline(path, model, what or str(path))
     times = np.arange(frames) / fps
     cond, missed = cond_from_ranges(ranges, model.names, times)
     for r in missed:
@@ -109,12 +130,25 @@ def timeline_cond(path: str | Path, model: ModelLabels, frames: int, fps: float)
     return cond
 
 
+def check_pose_source(source: str | Path, model: ModelLabels, what: str) -> None:
+    """Raise the one-line error when ``source`` cannot drive the model: wrong kind, missing file."""
+    _needs(model, "pose", what)
+    if not Path(source).is_file():
+        raise VdlibError(f"{what}: {source}: no such file (expected a video or a pose labels .parquet)")
+
+
 def pose_cond(
-    source: str | Path, model: ModelLabels, frames: int, fps: float, pose: PoseConfig, size: int = 128
+    source: str | Path,
+    model: ModelLabels,
+    frames: int,
+    fps: float,
+    pose: PoseConfig,
+    size: int = 128,
+    what: str | None = None,
 ) -> np.ndarray:
     """(frames, 51) keypoints for ``frames`` output frames at ``fps`` from a pose labels Parquet file or
     a video (its frames extracted at ``fps`` and ``size`` pixels, then run through the pose model)."""
-    _needs(model, "pose", str(source))
+    check_pose_source(source, model, what or str(source))
     source = Path(source)
     if source.suffix == ".parquet":
         labels = read_labels(source)
@@ -152,29 +186,151 @@ def slug(text: str) -> str:
     return cleaned or "labels"
 
 
-def build_requests(
-    model: ModelLabels,
-    frames: int,
-    fps: float,
-    labels: list[str],
-    timelines: list[str],
-    pose_from: list[str],
-    pose: PoseConfig,
-    size: int = 128,
-) -> list[Request]:
-    """One request per label text, timeline and pose source; one unconditioned request if none."""
-    requests = [
-        Request(slug(text), np.tile(parse_labels(text, model), (frames, 1)), "labels") for text in labels
-    ]
-    requests += [Request(Path(t).stem, timeline_cond(t, model, frames, fps), "timeline") for t in timelines]
-    requests += [
-        Request(f"pose-{Path(p).stem}", pose_cond(p, model, frames, fps, pose, size), "pose")
-        for p in pose_from
-    ]
-    if not requests:
-        requests = [Request("unconditioned", None)]
+def label_text(row: np.ndarray, names: list[str]) -> str:
+    """The request text of one multi-hot row: ``shape=circle,colour=red``."""
+    return ",".join(n for n, v in zip(names, row, strict=True) if v > 0.5)
+
+
+def label_combinations(labels: Labels, count: int) -> list[str]:
+    """The label combinations that occur in ``labels`` (frames with at least one label), most
+    frequent first (ties: first seen first), at most ``count``."""
+    rows = np.asarray(labels.cond) > 0.5
+    rows = rows[rows.any(1)]
+    if not len(rows):
+        return []
+    unique, first, counts = np.unique(rows, axis=0, return_index=True, return_counts=True)
+    order = sorted(range(len(unique)), key=lambda i: (-counts[i], first[i]))
+    return [label_text(unique[i].astype(np.float32), labels.names) for i in order[:count]]
+
+
+def fitting_timelines(model: ModelLabels, folder: Path = TIMELINES_DIR) -> list[str]:
+    """The timeline tables in ``folder`` whose every label the model knows."""
+    fitting = []
+    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        try:
+            check_timeline(path, model, str(path))
+        except VdlibError:
+            continue
+        fitting.append(str(path))
+    return fitting
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The frames of each video that training never saw, with their labels: what 'auto' pose
+    requests are drawn from."""
+
+    labels: Labels
+    videos: list[tuple[str, np.ndarray]]  # (video name, stored-frame rows of its held-out tail)
+    stride: int  # stored frames per generated frame (the base model's skip + 1)
+
+    def pose_clip(self, rows: np.ndarray, frames: int) -> np.ndarray:
+        """(frames, 51) keypoints every ``stride`` stored frames from the tail ``rows`` (the last pose
+        is held when the tail is shorter than the video asked for)."""
+        picks = np.minimum(np.arange(frames) * self.stride, len(rows) - 1)
+        return self.labels.cond[rows[picks]].copy()
+
+
+def open_held_out(frames: str | Path, labels_path: str | Path, meta: dict) -> HeldOut:
+    """The held-out tails of the frame store ``frames`` as the base model (``meta``) split it."""
+    from vdlib.frames import ClipWindows, FrameStore
+
+    store = FrameStore.open(frames)
+    labels = read_labels(labels_path)
+    window, skip = int(meta.get("window", meta["frames"])), int(meta.get("skip", 0))
+    windows = ClipWindows.for_store(store, window, skip, float(meta.get("val_fraction", 0.05)))
+    tails = []
+    for v, name in enumerate(store.video_names):
+        rows = windows.val_frames[store.videos[windows.val_frames] == v]
+        if len(rows):
+            tails.append((name, rows))
+    return HeldOut(labels, tails, skip + 1)
+
+
+def _unique_names(requests: list[Request]) -> list[Request]:
     names = [r.name for r in requests]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise VdlibError(f"two videos would both be named {dupes[0]!r}; give each request once")
     return requests
+
+
+PARAM_KEYS = {"labels": "render.labels", "timelines": "render.timelines", "pose_from": "render.pose_from"}
+
+
+def _key(keys: dict[str, str], name: str, i: int) -> str:
+    """How messages name entry ``i`` of a request list: ``render.labels[2]``, or a flag as it is."""
+    key = keys[name]
+    return f"{key}[{i}]" if key.startswith("render.") else key
+
+
+def check_requests(cfg: RenderConfig, model: ModelLabels, keys: dict[str, str] = PARAM_KEYS) -> None:
+    """Check every explicit request of ``cfg`` against ``model`` without making anything (cheap: what
+    the check stage runs before any training). ``keys`` name the lists in messages."""
+    if not is_auto(cfg.labels):
+        for i, text in enumerate(cfg.labels):
+            parse_labels(text, model, _key(keys, "labels", i))
+    if not is_auto(cfg.timelines):
+        for i, path in enumerate(cfg.timelines):
+            check_timeline(path, model, _key(keys, "timelines", i))
+    if not is_auto(cfg.pose_from):
+        for i, path in enumerate(cfg.pose_from):
+            check_pose_source(path, model, _key(keys, "pose_from", i))
+
+
+def build_requests(
+    cfg: RenderConfig,
+    model: ModelLabels,
+    fps: float,
+    pose: PoseConfig,
+    size: int = 128,
+    held_out: HeldOut | None = None,
+    timelines_dir: Path = TIMELINES_DIR,
+    keys: dict[str, str] = PARAM_KEYS,
+) -> list[Request]:
+    """The videos ``cfg`` asks for, each with its per-frame labels (see the module's docstring for
+    what ``auto`` gives). ``held_out`` is needed for 'auto' on a pose model, and for 'auto' label
+    combinations (else only timelines are found)."""
+    check_requests(cfg, model, keys)
+    frames = cfg.frames
+    requests: list[Request] = []
+    if not model.conditioned:
+        if is_auto(cfg.labels) and is_auto(cfg.timelines) and is_auto(cfg.pose_from):
+            requests = [Request(f"unconditioned-{i}", None, variant=i) for i in range(cfg.count)]
+        return _unique_names(requests or [Request("unconditioned", None)])
+    if model.kind == "timestamps":
+        texts = cfg.labels
+        if is_auto(texts):
+            texts = label_combinations(held_out.labels, cfg.count) if held_out is not None else []
+        requests += [
+            Request(slug(t), np.tile(parse_labels(t, model, _key(keys, "labels", i)), (frames, 1)), "labels")
+            for i, t in enumerate(texts)
+        ]
+        tables = fitting_timelines(model, timelines_dir) if is_auto(cfg.timelines) else cfg.timelines
+        requests += [
+            Request(Path(t).stem, timeline_cond(t, model, frames, fps, _key(keys, "timelines", i)), "timeline")
+            for i, t in enumerate(tables)
+        ]
+    if model.kind == "pose":
+        if is_auto(cfg.pose_from):
+            if held_out is None:
+                raise VdlibError(
+                    "render.pose_from: auto drives the model with held-out poses, which needs the frame "
+                    "store and labels (data/frames, data/labels.parquet); give pose sources instead"
+                )
+            requests += [
+                Request(f"pose-heldout-{name}", held_out.pose_clip(rows, frames), "pose")
+                for name, rows in held_out.videos[: cfg.count]
+            ]
+        else:
+            requests += [
+                Request(
+                    f"pose-{Path(p).stem}",
+                    pose_cond(p, model, frames, fps, pose, size, _key(keys, "pose_from", i)),
+                    "pose",
+                )
+                for i, p in enumerate(cfg.pose_from)
+            ]
+    if not requests:
+        requests = [Request("unconditioned", None)]
+    return _unique_names(requests)

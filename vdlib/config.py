@@ -38,14 +38,24 @@ def _fail(where: str, key: str, expected: str, got: Any) -> typing.NoReturn:
 
 @dataclass(frozen=True)
 class FetchConfig:
-    """Where the video comes from: ``demo``, a page URL (yt-dlp), a direct http(s) URL, or a local path."""
+    """Where the videos come from: ``demo``, a page or playlist URL (yt-dlp), a direct http(s) URL, a
+    local video file or folder of videos, or a list of these (one dataset of many videos)."""
 
-    source: str = "demo"
+    source: str | list[str] = "demo"
     max_height: int = 720
 
+    @property
+    def sources(self) -> list[str]:
+        """The sources as a list."""
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
     def validate(self, where: str) -> None:
-        if not self.source.strip():
-            _fail(where, "fetch.source", "'demo', a URL or a local path", self.source)
+        if not self.sources:
+            _fail(where, "fetch.source", "a source or a non-empty list of sources", self.source)
+        for i, item in enumerate(self.sources):
+            if not item.strip():
+                key = "fetch.source" if isinstance(self.source, str) else f"fetch.source[{i}]"
+                _fail(where, key, "'demo', a URL, or a local video file or folder", item)
         if self.max_height < 16:
             _fail(where, "fetch.max_height", "an integer >= 16 (pixels)", self.max_height)
 
@@ -278,9 +288,12 @@ class ModelTrainConfig:
 
 @dataclass(frozen=True)
 class BaseConfig(ModelTrainConfig):
-    """The base model: clips at ``size`` pixels."""
+    """The base model: clips at ``size`` pixels. Defaults are the CPU recipe of the shipped params."""
 
     size: int = 32
+    steps: int = 1400
+    image_prob: float = 0.25
+    diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
 
     def validate(self, where: str, prefix: str = "base") -> None:
         super().validate(where, prefix)
@@ -293,10 +306,13 @@ class BaseConfig(ModelTrainConfig):
 class UpsamplerConfig(ModelTrainConfig):
     """The 2x upsamplers (one per output size in dvc.yaml), trained on real low-res/high-res pairs."""
 
+    steps: int = 500
+    context_prob: float = 0.25
+    model: ModelParams = field(default_factory=lambda: ModelParams(channels=24, spatial_attn_levels=[]))
     crop: int = 32  # train on random crops of this many pixels (0: whole frames); sampling is full-size
     noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
     sample_aug: float = 0.1  # ...and to this level when sampling
-    mapping_channels: int = 32
+    mapping_channels: int = 16
     residual_std: float = 0.5  # diffuse (frames - bilinear upscale), scaled to this std; 0 = the frames
 
     def validate(self, where: str, prefix: str = "upsampler") -> None:
@@ -335,6 +351,12 @@ class SamplingConfig:
 
 CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order
 VIDEO_FORMATS = ("gif", "mp4")
+AUTO = "auto"
+
+
+def is_auto(value: str | list[str]) -> bool:
+    """True for a render request list left to ``auto`` (requests that fit the model's labels)."""
+    return isinstance(value, str)
 
 
 @dataclass(frozen=True)
@@ -345,10 +367,12 @@ class RenderConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     frames: int = 16  # K frames per video; longer than a window is made window by window
     fps: float = 0.0  # playback rate; 0 = the base model's frame rate
-    formats: list[str] = field(default_factory=lambda: ["gif"])
-    labels: list[str] = field(default_factory=list)  # one video per entry and seed: "shape=circle,colour=red"
-    timelines: list[str] = field(default_factory=list)  # timestamp tables in output time: a video each
-    pose_from: list[str] = field(default_factory=list)  # videos or pose label files: a video each
+    formats: list[str] = field(default_factory=lambda: ["gif", "mp4"])
+    # What to render, each 'auto' (what fits the model's labels) or an explicit list:
+    labels: str | list[str] = AUTO  # one video per entry and seed: "shape=circle,colour=red"
+    timelines: str | list[str] = AUTO  # timestamp tables in output time: a video each
+    pose_from: str | list[str] = AUTO  # videos or pose label files: a video each
+    count: int = 4  # at most this many 'auto' videos per seed
     device: str = "auto"
     base: SamplingConfig = field(default_factory=lambda: SamplingConfig(guidance=2.0, context=4))
     upsampler_64: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
@@ -363,6 +387,12 @@ class RenderConfig:
             _fail(where, "render.cascade", f"1 to {len(CASCADE)} ({' → '.join(CASCADE)})", self.cascade)
         if not self.seeds:
             _fail(where, "render.seeds", "a non-empty list of integers", self.seeds)
+        for key in ("labels", "timelines", "pose_from"):
+            value = getattr(self, key)
+            if isinstance(value, str) and value != AUTO:
+                _fail(where, f"render.{key}", "auto or a list (one video per entry)", value)
+        if self.count < 1:
+            _fail(where, "render.count", "an integer >= 1 (videos per seed for 'auto' requests)", self.count)
         if self.frames < 1:
             _fail(where, "render.frames", "an integer >= 1", self.frames)
         if self.fps < 0:

@@ -27,8 +27,9 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from vdlib.clips import resize_clip, to_model_range
-from vdlib.config import EvaluateConfig, PoseConfig
-from vdlib.frames import FrameStore
+from vdlib.config import CASCADE, EvaluateConfig, PoseConfig
+from vdlib.errors import VdlibError
+from vdlib.frames import ClipWindows, FrameStore
 from vdlib.progress import progress
 from vdlib.render import CascadeModel, Rendered, run_model, to_uint8
 
@@ -229,14 +230,18 @@ def upsampler_fidelity(
     }
 
 
-def pose_fidelity(frames: np.ndarray, keypoints: np.ndarray, pose: PoseConfig) -> dict[str, float]:
-    """Pose model on generated (K, S, S, 3) frames vs requested (K, 17, 3) keypoints: mean normalised
-    distance over confidently requested keypoints (frames where a person was found), and the share
-    of frames asking for a person in which one was found."""
-    from vdlib.pose import detect_poses, load_pose_model
+def pose_fidelity(model: Any, frames: np.ndarray, keypoints: np.ndarray, pose: PoseConfig) -> dict[str, Any]:
+    """Pose ``model`` on (K, S, S, 3) frames vs the (K, 17, 3) keypoints asked for: mean normalised
+    distance over confidently asked keypoints (frames where a person was found; NaN when none), the
+    share of frames asking for a person in which one was found, and the counts behind both."""
+    from vdlib.pose import detect_poses
 
-    model = load_pose_model(pose)
-    found_kp, found = detect_poses(model, np.asarray(frames), pose)
+    frames = np.asarray(frames)
+    found_kp = np.zeros((len(frames), *keypoints.shape[1:]), dtype=np.float32)
+    found = np.zeros(len(frames), dtype=np.int8)
+    for start in range(0, len(frames), pose.batch):
+        stop = start + pose.batch
+        found_kp[start:stop], found[start:stop] = detect_poses(model, frames[start:stop], pose)
     wanted = keypoints[:, :, 2].max(1) > 0  # frames that ask for a person
     both = wanted & (found > 0)
     distances = []
@@ -247,8 +252,28 @@ def pose_fidelity(frames: np.ndarray, keypoints: np.ndarray, pose: PoseConfig) -
             distances.append(float(d.mean()))
     return {
         "keypoint_distance": float(np.mean(distances)) if distances else float("nan"),
-        "person_found": float(both.sum() / max(1, wanted.sum())),
+        "person_found": float(both.sum() / wanted.sum()) if wanted.any() else float("nan"),
+        "frames_asking": int(wanted.sum()),
+        "frames_scored": len(distances),
     }
+
+
+def _pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pose fidelity over several videos, weighted by the frames behind each number."""
+    asking = sum(r["frames_asking"] for r in results)
+    scored = sum(r["frames_scored"] for r in results)
+    return {
+        "keypoint_distance": (
+            sum(r["keypoint_distance"] * r["frames_scored"] for r in results if r["frames_scored"]) / scored
+            if scored else float("nan")
+        ),
+        "person_found": (
+            sum(r["person_found"] * r["frames_asking"] for r in results if r["frames_asking"]) / asking
+            if asking else float("nan")
+        ),
+        "frames_asking": asking,
+        "frames_scored": scored,
+    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,16 +283,25 @@ def pose_fidelity(frames: np.ndarray, keypoints: np.ndarray, pose: PoseConfig) -
 
 @dataclass
 class RealReference:
-    """Real frames at the generated videos' rate: the whole store, split at the held-out tail."""
+    """Real frames at the generated videos' rate, split as the base model split them."""
 
     store: FrameStore
-    stride: int  # stored frames per generated frame (skip + 1)
-    n_train: int  # frames before the held-out tail
+    windows: ClipWindows  # the base model's clip windows: training frames and held-out tails
+
+    @property
+    def stride(self) -> int:
+        """Stored frames per generated frame (skip + 1)."""
+        return self.windows.skip + 1
 
     def temporal_difference(self, size: int, max_pairs: int = 2000) -> float:
-        """Mean absolute difference of real frame pairs ``stride`` apart, at ``size`` pixels."""
-        n = len(self.store) - self.stride
-        picks = np.unique(np.linspace(0, n - 1, num=min(n, max_pairs)).round().astype(int))
+        """Mean absolute difference of real frame pairs ``stride`` apart (within one video), at
+        ``size`` pixels."""
+        first = np.arange(len(self.store) - self.stride)
+        first = first[self.store.videos[first] == self.store.videos[first + self.stride]]
+        if not len(first):
+            return float("nan")
+        picks = first[np.unique(np.linspace(0, len(first) - 1, num=min(len(first), max_pairs)).round())
+                      .astype(int)]  # fmt: skip
         diffs = []
         for chunk in np.array_split(picks, max(1, len(picks) // 256)):
             a = resize_frames(self.store.frames[chunk], size).astype(np.float32)
@@ -294,17 +328,17 @@ def sampling_cost(rendered: Rendered) -> dict[str, Any]:
 
 def temporal_consistency(rendered: Rendered, real_difference: float) -> tuple[dict[str, float], np.ndarray]:
     """Generated / real frame-difference ratios (overall and at window borders), and the mean
-    generated difference per frame pair (for the plot)."""
+    generated difference per frame pair (for the plot). Videos of one frame have no pairs: NaN."""
     diffs, border = [], []
     for video in rendered.manifest["videos"]:
         d = frame_differences(rendered.frames[video["name"]])
-        diffs.append(d)
-        border += [float(d[b - 1]) for b in video["borders"] if 0 < b <= len(d)]
-    per_pair = np.mean(np.stack(diffs), axis=0) if diffs and len(diffs[0]) else np.zeros(0)
-    out = {
-        "ratio": float(np.mean(np.concatenate(diffs)) / real_difference) if per_pair.size else float("nan")
-    }
-    if border:
+        if len(d):
+            diffs.append(d)
+            border += [float(d[b - 1]) for b in video["borders"] if 0 < b <= len(d)]
+    usable = bool(diffs) and real_difference > 0
+    per_pair = np.mean(np.stack(diffs), axis=0) if diffs else np.zeros(0)
+    out = {"ratio": float(np.concatenate(diffs).mean() / real_difference) if usable else float("nan")}
+    if border and usable:
         out["border_ratio"] = float(np.mean(border) / real_difference)
     return out, per_pair
 
@@ -332,7 +366,8 @@ def evaluate(
     models: list[str | Path],
     params_file: str | Path = "params.yaml",
 ) -> dict[str, Any]:
-    """Compute every metric, write ``metrics.json`` and the plot tables to ``out_dir``; return them."""
+    """Compute every metric that applies to the labels' kind; write ``metrics.json`` and every plot
+    table to ``out_dir`` (a table that does not apply keeps its header and no rows); return them."""
     from vdlib.config import load_section
     from vdlib.device import resolve_device
     from vdlib.labels import read_labels
@@ -344,34 +379,32 @@ def evaluate(
     render_cfg = load_section("render", params_file)
     pose_cfg = load_section("labels", params_file).pose
     device = resolve_device(render_cfg.device, "render.device")
-    out_dir = Path(out_dir)
+    out_dir, plots = Path(out_dir), Path(out_dir) / "plots"
     store = FrameStore.open(frames)
     labels = read_labels(labels_path)
     rendered = Rendered.open(render_dir)
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"labels": labels.kind, "videos": len(rendered.manifest["videos"])}
 
-    # Validation loss of every model, on the held-out tail as in training.
+    # Validation loss of every model, on the held-out tails as in training.
     opened: dict[str, tuple[CascadeModel, JobData]] = {}
     metrics["val_loss"] = {}
-    for folder in models:
-        folder = Path(folder)
-        key = f"render.{folder.name}"
-        sampling = getattr(render_cfg, folder.name, render_cfg.upsampler_128)
-        step = open_model(folder, sampling, key, device)
-        kind = "upsampler" if step.is_upsampler else "base"
-        job = train_job_from_params(kind, frames, labels_path, folder, out_dir, step.size, params_file)
+    for folder in map(Path, models):
+        if folder.name not in CASCADE:
+            raise VdlibError(f"{folder}: expected a model folder named one of {', '.join(CASCADE)}")
+        model = open_model(folder, getattr(render_cfg, folder.name), f"render.{folder.name}", device)
+        kind = "upsampler" if model.is_upsampler else "base"
+        job = train_job_from_params(kind, frames, labels_path, folder, out_dir, model.size, params_file)
         data = JobData.open(job)
-        metrics["val_loss"][folder.name] = data.val_loss(job, step.model, device)
-        opened[folder.name] = (step, data)
-    base_windows = next(iter(opened.values()))[1].windows  # the base model's held-out split
-    real = RealReference(store, base_windows.skip + 1, base_windows.n_train)
+        metrics["val_loss"][folder.name] = data.val_loss(job, model.model, device)
+        opened[folder.name] = (model, data)
+    real = RealReference(store, next(iter(opened.values()))[1].windows)  # the base model's split
 
-    # Label accuracy.
+    # Label accuracy (timestamp labels).
+    rows: list[list[Any]] = []
     conditioned = [v["name"] for v in rendered.manifest["videos"] if v["name"] in rendered.cond]
     if labels.kind == "timestamps" and conditioned:
-        classifier = train_classifier(
-            store.frames[: real.n_train], labels.cond[: real.n_train], labels.names, cfg
-        )
+        train_rows, val_rows = real.windows.train_frames, real.windows.val_frames
+        classifier = train_classifier(store.frames[train_rows], labels.cond[train_rows], labels.names, cfg)
         size = cfg.classifier_size
         generated = label_accuracy(
             classifier,
@@ -381,14 +414,11 @@ def evaluate(
             size,
         )
         held_out = label_accuracy(
-            classifier, store.frames[real.n_train :], labels.cond[real.n_train :], labels.names, size
+            classifier, store.frames[val_rows], labels.cond[val_rows], labels.names, size
         )
         metrics["label_accuracy"] = {"generated": generated, "real_heldout": held_out}
-        _csv(
-            out_dir / "plots" / "label_accuracy.csv",
-            ["group", "generated", "real_heldout"],
-            [[g, generated[g], held_out.get(g, float("nan"))] for g in generated],
-        )
+        rows = [[g, generated[g], held_out.get(g, float("nan"))] for g in generated]
+    _csv(plots / "label_accuracy.csv", ["group", "generated", "real_heldout"], rows)
 
     # Temporal consistency at the size of the generated videos.
     size = int(rendered.manifest["models"][-1]["size"])
@@ -396,38 +426,54 @@ def evaluate(
     temporal, per_pair = temporal_consistency(rendered, real_diff)
     metrics["temporal"] = {**temporal, "real_difference": real_diff}
     _csv(
-        out_dir / "plots" / "temporal.csv",
+        plots / "temporal.csv",
         ["pair", "generated", "real"],
         [[i + 1, float(d), real_diff] for i, d in enumerate(per_pair)],
     )
 
     # Upsampler fidelity on held-out real clips.
     fidelity = {}
-    for name, (step, data) in opened.items():
-        if not step.is_upsampler:
-            continue
-        idx = data.windows.rows(data.windows.val_starts(cfg.fidelity_clips))
-        clips = np.stack([np.asarray(store.frames[row]) for row in idx])
-        cond = labels.cond[idx] if step.labels.conditioned else None
-        fidelity[name] = upsampler_fidelity(step, clips, cond, cfg.seed, device)
+    for name, (model, data) in opened.items():
+        if model.is_upsampler:
+            idx = data.windows.rows(data.windows.val_starts(cfg.fidelity_clips))
+            clips = np.stack([np.asarray(store.frames[row]) for row in idx])
+            cond = labels.cond[idx] if model.labels.conditioned else None
+            fidelity[name] = upsampler_fidelity(model, clips, cond, cfg.seed, device)
     if fidelity:
         metrics["upsampler"] = fidelity
-        _csv(
-            out_dir / "plots" / "upsampler.csv",
-            ["model", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
-            [[n, f["psnr"], f["bicubic_psnr"], f["ssim"], f["bicubic_ssim"]] for n, f in fidelity.items()],
-        )
+    _csv(
+        plots / "upsampler.csv",
+        ["model", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
+        [[n, f["psnr"], f["bicubic_psnr"], f["ssim"], f["bicubic_ssim"]] for n, f in fidelity.items()],
+    )
 
-    # Pose fidelity of pose-driven videos.
+    # Pose fidelity of pose-driven videos, next to the real held-out frames (the ceiling).
+    rows = []
     posed = [v["name"] for v in rendered.manifest["videos"] if v["request"] == "pose"]
-    if posed:
-        results = [
-            pose_fidelity(
-                rendered.frames[n], rendered.cond[n].reshape(len(rendered.frames[n]), -1, 3), pose_cfg
+    if labels.kind == "pose" and posed:
+        from vdlib.pose import load_pose_model
+
+        pose_model = load_pose_model(pose_cfg)
+        per_video = {
+            n: pose_fidelity(
+                pose_model, rendered.frames[n], rendered.cond[n].reshape(len(rendered.frames[n]), -1, 3),
+                pose_cfg,
             )
             for n in posed
+        }  # fmt: skip
+        val_rows = real.windows.val_frames
+        ceiling = pose_fidelity(
+            pose_model,
+            resize_frames(np.asarray(store.frames[val_rows]), size),
+            labels.cond[val_rows].reshape(len(val_rows), -1, 3),
+            pose_cfg,
+        )
+        metrics["pose"] = {**_pooled(list(per_video.values())), "real_heldout": ceiling}
+        rows = [
+            [name, r["keypoint_distance"], r["person_found"]]
+            for name, r in [*per_video.items(), ("real_heldout", ceiling)]
         ]
-        metrics["pose"] = {k: float(np.nanmean([r[k] for r in results])) for k in results[0]}
+    _csv(plots / "pose.csv", ["video", "keypoint_distance", "person_found"], rows)
 
     metrics["sampling"] = sampling_cost(rendered)
     write_json(metrics, out_dir / "metrics.json")

@@ -79,37 +79,89 @@ def _decode_checked(video: Path, cfg: ExtractConfig, run: Decoder) -> tuple[int,
     return result.frames, info
 
 
-def extract_frames(video: str | Path, out: str | Path, cfg: ExtractConfig) -> FrameStore:
-    """Decode ``video`` into a frame store folder at ``out`` (written to a temp folder, then renamed).
+VIDEO_SUFFIXES = (
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".ogv",
+)  # fmt: skip
 
-    ffmpeg writes the frames straight into ``frames.npy``: memory use does not grow with the video.
+
+def list_videos(source: str | Path | list[str | Path]) -> list[Path]:
+    """The video files of ``source``: a file, a list of files, or a folder (its videos, by name)."""
+    if isinstance(source, list | tuple):
+        return [p for item in source for p in list_videos(item)]
+    path = Path(source)
+    if not path.is_dir():
+        return [path]
+    videos = sorted(
+        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and p.name[0] != "."
+    )
+    if not videos:
+        raise VdlibError(f"{path}: no video files in this folder (expected {', '.join(VIDEO_SUFFIXES)})")
+    return videos
+
+
+def video_names(videos: list[Path]) -> list[str]:
+    """A unique name per video: its file stem (``cat.mp4`` → ``cat``), numbered where stems repeat."""
+    names: list[str] = []
+    for path in videos:
+        name, n = path.stem, 2
+        while name in names:
+            name, n = f"{path.stem}-{n}", n + 1
+        names.append(name)
+    return names
+
+
+def extract_frames(
+    video: str | Path | list[str | Path], out: str | Path, cfg: ExtractConfig
+) -> FrameStore:
+    """Decode one video, a list of videos or a folder of videos into a frame store at ``out``
+    (written to a temp folder, then renamed).
+
+    Videos are stored one after the other; each frame's video number and its time within that video
+    go to ``index.parquet``. ffmpeg writes the frames straight into ``frames.npy``: memory use does
+    not grow with the video.
     """
-    video, out = Path(video), Path(out)
+    videos, out = list_videos(video), Path(out)
+    names = video_names(videos)
+    times, ids, listed = [], [], []
     with atomic_output(out) as tmp:
         writer = FrameStoreWriter(tmp, cfg.size)
-
-        def run(result: DecodeResult, report: Callable[[int], None]) -> None:
-            decode_to_file(
-                video, writer.file, cfg.size, cfg.fps, cfg.pad_color, cfg.start, cfg.end,
-                result=result, on_progress=report,
-            )  # fmt: skip
-
         try:
-            count, info = _decode_checked(video, cfg, run)
+            for number, path in enumerate(videos):
+
+                def run(result: DecodeResult, report: Callable[[int], None], path: Path = path) -> None:
+                    decode_to_file(
+                        path, writer.file, cfg.size, cfg.fps, cfg.pad_color, cfg.start, cfg.end,
+                        result=result, on_progress=report,
+                    )  # fmt: skip
+
+                count, info = _decode_checked(path, cfg, run)
+                times.append((cfg.start or 0.0) + np.arange(count) / cfg.fps)
+                ids.append(np.full(count, number))
+                listed.append(
+                    {
+                        "name": names[number],
+                        "file": path.name,
+                        "frames": count,
+                        "source_size": [info.width, info.height],
+                        "source_duration_s": info.duration_s,
+                    }
+                )
         except BaseException:
             writer.abort()
             raise
         writer.close(
-            (cfg.start or 0.0) + np.arange(count) / cfg.fps,
+            np.concatenate(times),
             {
-                "source": video.name,
+                "source": videos[0].name if len(videos) == 1 else f"{len(videos)} videos",
                 "fps": cfg.fps,
                 "pad_color": cfg.pad_color,
                 "start": cfg.start,
                 "end": cfg.end,
-                "source_size": [info.width, info.height],
-                "source_duration_s": info.duration_s,
+                "source_size": listed[0]["source_size"],
+                "source_duration_s": listed[0]["source_duration_s"],
+                "videos": listed,
             },
+            videos=np.concatenate(ids),
         )
     return FrameStore.open(out)
 

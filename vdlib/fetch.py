@@ -4,6 +4,9 @@ yt-dlp handles both page URLs (YouTube and the ~1800 sites it knows, plus HTML p
 video) and direct file URLs (its generic extractor). Every source ends in the same step: probe the
 file with ffmpeg, remux it into the container the output's extension names if needed, and rename it
 into place. A failed fetch leaves nothing at the output path.
+
+:func:`fetch_videos` fetches a dataset of many videos into one folder: a list of sources, each of
+which may also be a local folder of videos or a playlist URL (every entry is downloaded).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from vdlib.atomic import atomic_output
 from vdlib.config import DemoConfig
 from vdlib.errors import VdlibError
 from vdlib.progress import progress
@@ -64,8 +68,9 @@ def _clean_ytdlp_message(message: str) -> str:
     return message.splitlines()[0] if message else "unknown error"
 
 
-def _download_url(url: str, folder: Path, max_height: int) -> Path:
-    """Download ``url`` with yt-dlp into ``folder``; return the downloaded file."""
+def _download_url(url: str, folder: Path, max_height: int, playlist: bool = False) -> list[Path]:
+    """Download ``url`` with yt-dlp into ``folder``; return the downloaded files (one per playlist
+    entry with ``playlist``, else one), named by yt-dlp's video id."""
     import yt_dlp
 
     bar = progress(total=None, desc="download", unit="B", unit_scale=True, unit_divisor=1024)
@@ -81,11 +86,11 @@ def _download_url(url: str, folder: Path, max_height: int) -> Path:
     logger = _YtdlpLogger()
     options = {
         "format": f"bv*[height<={max_height}]+ba/b[height<={max_height}]/bv*+ba/b",
-        "outtmpl": str(folder / "download.%(ext)s"),
+        "outtmpl": str(folder / "%(id)s.%(ext)s"),
         "paths": {"home": str(folder), "temp": str(folder)},
         "merge_output_format": "mkv",
         "ffmpeg_location": ffmpeg_exe(),
-        "noplaylist": True,
+        "noplaylist": not playlist,
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
@@ -105,12 +110,16 @@ def _download_url(url: str, folder: Path, max_height: int) -> Path:
         raise VdlibError(f"cannot fetch {url}: {_clean_ytdlp_message(str(exc))}") from None
     finally:
         bar.close()
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith("download."))
-    files = [p for p in files if not p.name.endswith((".part", ".ytdl"))]
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl")))
     if not files:
         message = _clean_ytdlp_message(logger.errors[-1]) if logger.errors else "nothing was downloaded"
         raise VdlibError(f"cannot fetch {url}: {message}")
-    return max(files, key=lambda p: p.stat().st_size)
+    by_id: dict[str, Path] = {}  # one file per video: the largest (merged streams beat leftovers)
+    for path in files:
+        video_id = path.name.split(".", 1)[0]
+        if video_id not in by_id or path.stat().st_size > by_id[video_id].stat().st_size:
+            by_id[video_id] = path
+    return list(by_id.values())
 
 
 def _finalize(downloaded: Path, out: Path, source: str) -> Path:
@@ -151,7 +160,7 @@ def fetch(source: str, out: str | Path, max_height: int = 720, demo: DemoConfig 
 
             downloaded = render_demo_video(demo or DemoConfig(), folder / f"demo{out.suffix}")
         elif kind == "url":
-            downloaded = _download_url(source, folder, max_height)
+            downloaded = max(_download_url(source, folder, max_height), key=lambda p: p.stat().st_size)
         else:
             downloaded = Path(source).expanduser()
             if not downloaded.exists():
@@ -159,3 +168,49 @@ def fetch(source: str, out: str | Path, max_height: int = 720, demo: DemoConfig 
             if not downloaded.is_file():
                 raise VdlibError(f"cannot fetch {source}: not a file")
         return _finalize(downloaded, out, source)
+
+
+def _sources(source: str | list[str]) -> list[str]:
+    return [source] if isinstance(source, str) else list(source)
+
+
+def fetch_videos(
+    source: str | list[str], out_dir: str | Path, max_height: int = 720, demo: DemoConfig | None = None
+) -> list[Path]:
+    """Fetch one or many sources into the folder ``out_dir``, one ``<name>.mkv`` per video.
+
+    Each source is ``demo``, a URL (a page, a playlist: every entry, or a direct file) or a local
+    path (a video file, or a folder: every video in it). Names are the file stems (yt-dlp's video id
+    for pages), numbered where they repeat. The folder is written whole or not at all.
+    """
+    from vdlib.extract import list_videos, video_names
+
+    out_dir = Path(out_dir)
+    sources = _sources(source)
+    if not sources:
+        raise VdlibError("fetch.source: expected a source or a list of sources, got an empty list")
+    with atomic_output(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        found: list[tuple[str, Path]] = []  # (source, file)
+        for n, item in enumerate(sources):
+            work = tmp / f".work-{n}"
+            work.mkdir()
+            kind = source_kind(item)
+            if kind == "demo":
+                from vdlib.demo import render_demo_video
+
+                files = [render_demo_video(demo or DemoConfig(), work / "demo.mkv")]
+            elif kind == "url":
+                files = sorted(_download_url(item, work, max_height, playlist=True))
+            else:
+                path = Path(item).expanduser()
+                if not path.exists():
+                    raise VdlibError(f"cannot fetch {item}: no such file or folder")
+                files = list_videos(path)
+            found += [(item, f) for f in files]
+        names = video_names([f for _, f in found])
+        for (item, file), name in zip(found, names, strict=True):
+            _finalize(file, tmp / f"{name}.mkv", item)
+        for work in tmp.glob(".work-*"):
+            shutil.rmtree(work)
+    return sorted(out_dir.glob("*.mkv"))

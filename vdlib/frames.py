@@ -1,7 +1,9 @@
 """The frame store: ``frames.npy`` (uint8, N x S x S x 3, memory-mapped) plus ``index.parquet``.
 
-``index.parquet`` holds one row per frame (``frame``, ``time_s``); its metadata holds how the store
-was made (source, fps, size, padding, trim). Random clip access is O(1) without decoding.
+``index.parquet`` holds one row per frame (``frame``, ``video``, ``time_s``): the number of the
+video it comes from (stores can hold many videos, one after the other) and its time within that
+video. Its metadata holds how the store was made (fps, size, padding, trim) and the list of videos
+(``videos``: name, source size, duration). Random clip access is O(1) without decoding.
 """
 
 from __future__ import annotations
@@ -57,11 +59,13 @@ class FrameStoreWriter:
         self.file.flush()
         return (os.fstat(self.file.fileno()).st_size - self._header_len) // self.frame_bytes
 
-    def close(self, times: np.ndarray, meta: dict[str, Any]) -> None:
-        """Finish ``frames.npy`` and write ``index.parquet`` with one time per frame and ``meta``."""
+    def close(self, times: np.ndarray, meta: dict[str, Any], videos: np.ndarray | None = None) -> None:
+        """Finish ``frames.npy`` and write ``index.parquet`` with one time (and video number) per
+        frame and ``meta``."""
         count = self.count
         if len(times) != count:
             raise ValueError(f"{len(times)} timestamps for {count} frames")
+        videos = np.zeros(count, dtype=np.int32) if videos is None else np.asarray(videos, np.int32)
         header = _npy_header((count, self.size, self.size, 3))
         if len(header) != self._header_len:
             raise ValueError("frame store header length changed; too many frames")
@@ -69,7 +73,11 @@ class FrameStoreWriter:
         self.file.write(header)
         self.file.close()
         table = pa.table(
-            {"frame": pa.array(np.arange(count), pa.int64()), "time_s": pa.array(times, pa.float64())}
+            {
+                "frame": pa.array(np.arange(count), pa.int64()),
+                "video": pa.array(videos, pa.int32()),
+                "time_s": pa.array(times, pa.float64()),
+            }
         )
         meta = {**meta, "size": self.size, "frames": count}
         table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
@@ -86,8 +94,9 @@ class FrameStore:
 
     path: Path
     frames: np.ndarray
-    times: np.ndarray
+    times: np.ndarray  # (N,) seconds within each frame's video
     meta: dict[str, Any]
+    videos: np.ndarray  # (N,) the number of the video each frame comes from (0 .. len(video_names)-1)
 
     @classmethod
     def open(cls, path: str | Path) -> FrameStore:
@@ -115,7 +124,19 @@ class FrameStore:
                 f"{path / INDEX_FILE}: {table.num_rows} rows for {len(frames)} frames in {FRAMES_FILE}"
             )
         raw = (table.schema.metadata or {}).get(META_KEY, b"{}")
-        return cls(path=path, frames=frames, times=table.column("time_s").to_numpy(), meta=json.loads(raw))
+        if "video" in table.column_names:
+            videos = table.column("video").to_numpy().astype(np.int64)
+        else:  # stores written before many-video support hold one video
+            videos = np.zeros(len(frames), dtype=np.int64)
+        if len(videos) and (np.diff(videos) < 0).any():
+            raise VdlibError(f"{path / INDEX_FILE}: video numbers must not decrease from frame to frame")
+        return cls(
+            path=path,
+            frames=frames,
+            times=table.column("time_s").to_numpy(),
+            meta=json.loads(raw),
+            videos=videos,
+        )
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -131,26 +152,50 @@ class FrameStore:
         return float(self.meta.get("fps", 0.0))
 
     @property
+    def video_names(self) -> list[str]:
+        """The name of each video in the store, in store order (``video`` numbers index this)."""
+        listed = [str(v["name"]) for v in self.meta.get("videos", [])]
+        count = int(self.videos.max()) + 1 if len(self.videos) else 0
+        if len(listed) >= count:
+            return listed
+        return [Path(str(self.meta.get("source", "video"))).stem or "video"] if count == 1 else [
+            str(i) for i in range(count)
+        ]
+
+    @property
+    def video_lengths(self) -> list[int]:
+        """Frames of each video, in store order."""
+        return np.bincount(self.videos, minlength=len(self.video_names)).astype(int).tolist()
+
+    @property
     def span_s(self) -> tuple[float, float]:
         """The source time covered, [first frame, last frame + one frame interval)."""
         if len(self) == 0:
             return (0.0, 0.0)
         step = 1.0 / self.fps if self.fps else 0.0
-        return (float(self.times[0]), float(self.times[-1]) + step)
+        return (float(self.times.min()), float(self.times.max()) + step)
 
 
 @dataclass(frozen=True)
 class ClipWindows:
-    """Clips of X frames taken from N consecutive stored frames, skipping M between picks.
+    """Clips of X frames taken from N consecutive stored frames of one video, skipping M between picks.
 
-    The store splits into a training part and a held-out tail (``val_fraction`` of the frames, and
-    at least one window) that training never sees.
+    ``lengths`` are the frames of each video in the store, in store order. Each video splits into a
+    training part and a held-out tail (``val_fraction`` of its frames, and at least one window) that
+    training never sees, so every video is both trained on and validated. A video too short for a
+    window of each is held out whole when it holds one window, and left out when it holds less. A
+    window never straddles two videos.
     """
 
-    total: int
+    lengths: tuple[int, ...]
     window: int  # N
     skip: int  # M
     val_fraction: float
+
+    @classmethod
+    def for_store(cls, store: FrameStore, window: int, skip: int, val_fraction: float) -> ClipWindows:
+        """The windows over every video of ``store``."""
+        return cls(tuple(store.video_lengths), window, skip, val_fraction)
 
     @property
     def frames(self) -> int:
@@ -158,23 +203,70 @@ class ClipWindows:
         return -(-self.window // (self.skip + 1))
 
     @property
-    def n_val(self) -> int:
-        """Frames in the held-out tail."""
-        return max(self.window, int(np.ceil(self.total * self.val_fraction)))
+    def total(self) -> int:
+        """Stored frames, all videos together."""
+        return int(sum(self.lengths))
+
+    def split(self, video: int) -> tuple[int, int]:
+        """(training frames, held-out frames) of one video."""
+        n = self.lengths[video]
+        if n < self.window:
+            return 0, 0
+        if n < 2 * self.window:
+            return 0, n
+        n_val = max(self.window, int(np.ceil(n * self.val_fraction)))
+        return n - n_val, n_val
+
+    @property
+    def offsets(self) -> list[int]:
+        """The first stored frame of each video."""
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(int).tolist()
+
+    def _parts(self, held_out: bool) -> list[np.ndarray]:
+        parts = []
+        for v, first in enumerate(self.offsets):
+            n_train, n_val = self.split(v)
+            lo = first + n_train if held_out else first
+            parts.append(np.arange(lo, lo + (n_val if held_out else n_train)))
+        return parts
+
+    @property
+    def train_frames(self) -> np.ndarray:
+        """Stored-frame numbers that training may read, in store order."""
+        return np.concatenate(self._parts(False)).astype(int)
+
+    @property
+    def val_frames(self) -> np.ndarray:
+        """Stored-frame numbers of the held-out tails (every video's), in store order."""
+        return np.concatenate(self._parts(True)).astype(int)
 
     @property
     def n_train(self) -> int:
-        """Frames in the training part."""
-        return self.total - self.n_val
+        """Frames in the training parts."""
+        return len(self.train_frames)
+
+    @property
+    def n_val(self) -> int:
+        """Frames in the held-out tails."""
+        return len(self.val_frames)
+
+    def _starts(self, held_out: bool) -> list[np.ndarray]:
+        return [part[: max(0, len(part) - self.window + 1)] for part in self._parts(held_out)]
+
+    @property
+    def train_starts(self) -> np.ndarray:
+        """Every possible training clip start (a window inside one video's training part)."""
+        return np.concatenate(self._starts(False)).astype(int)
 
     def check(self, store: str, prefix: str) -> None:
         """Raise a one-line error naming the keys if the store is too short for these windows."""
-        if self.n_train < self.window:
+        if not len(self.train_starts):
+            longest = max(self.lengths, default=0)
             raise VdlibError(
-                f"{prefix}.window: clips need {self.window} consecutive frames, but {store} has "
-                f"{self.total} frames of which {self.n_val} are held out (train.val_fraction="
-                f"{self.val_fraction:g}, at least one window); use a longer video, a higher extract.fps "
-                f"or a smaller {prefix}.window"
+                f"{prefix}.window: clips need {self.window} consecutive frames of one video and the "
+                f"held-out tail at least one more window, but the longest video in {store} has {longest} "
+                f"frames (train.val_fraction={self.val_fraction:g}); use a longer video, a higher "
+                f"extract.fps or a smaller {prefix}.window"
             )
 
     def indices(self, start: int) -> np.ndarray:
@@ -185,12 +277,14 @@ class ClipWindows:
         """Stored-frame numbers (len(starts), X) of the clips beginning at ``starts``."""
         return np.stack([self.indices(int(s)) for s in starts])
 
-    @property
-    def train_starts(self) -> int:
-        """Number of possible training clip starts (0 .. train_starts - 1)."""
-        return self.n_train - self.window + 1
-
     def val_starts(self, count: int) -> np.ndarray:
-        """Up to ``count`` evenly spaced clip starts inside the held-out tail."""
-        first, last = self.n_train, self.total - self.window
-        return np.unique(np.linspace(first, last, num=max(1, count)).round().astype(int))
+        """Up to ``count`` evenly spaced clip starts inside the held-out tails (of every video)."""
+        starts = np.concatenate(self._starts(True)).astype(int)
+        if not len(starts):
+            return starts
+        picks = np.linspace(0, len(starts) - 1, num=max(1, count)).round().astype(int)
+        return np.unique(starts[picks])
+
+    def val_start_per_video(self) -> list[int]:
+        """The first held-out clip start of each video that has one."""
+        return [int(s[0]) for s in self._starts(True) if len(s)]

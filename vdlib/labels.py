@@ -1,7 +1,9 @@
 """Per-frame labels: timestamp tables → multi-hot ``cond`` vectors, and the labels Parquet file.
 
-A timestamp table is a CSV with columns ``start,end,label`` and optional ``group``; times are seconds
-(``12.5``) or ``[HH:]MM:SS(.fff)``. A range covers [start, end). Each group's labels get one slot of
+A timestamp table is a CSV with columns ``start,end,label`` and optional ``group`` and ``video``;
+times are seconds (``12.5``) or ``[HH:]MM:SS(.fff)``, within the video. ``video`` names the video a
+row belongs to (its name in the frame store: the file stem, e.g. ``cat`` for ``cat.mp4``); it may be
+left out when the store holds one video. A range covers [start, end). Each group's labels get one slot of
 ``cond`` each (multi-hot: overlapping ranges in a group set several slots); frames outside every
 range of a group get zeros there. Names are ``group=label``, ordered by first appearance.
 
@@ -60,6 +62,7 @@ class LabelRange:
     label: str
     group: str
     where: str  # "file:line", for messages
+    video: str | None = None  # the video it belongs to; None: the store's only video
 
 
 def read_table(path: str | Path) -> list[LabelRange]:
@@ -79,7 +82,9 @@ def read_table(path: str | Path) -> list[LabelRange]:
                     f"{path}:1: missing column '{name}' "
                     f"(expected columns start,end,label[,group], got {','.join(columns)})"
                 )
-        col = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, "group") if name in columns}
+        col = {
+            name: columns.index(name) for name in (*REQUIRED_COLUMNS, "group", "video") if name in columns
+        }
         rows: list[LabelRange] = []
         for row in reader:
             line = reader.line_num
@@ -109,7 +114,11 @@ def read_table(path: str | Path) -> list[LabelRange]:
             group = values.get("group") or DEFAULT_GROUP
             if "=" in values["label"] or "=" in group or "," in values["label"]:
                 raise VdlibError(f"{where}: label and group names may not contain '=' or ','")
-            rows.append(LabelRange(times["start"], times["end"], values["label"], group, where))
+            rows.append(
+                LabelRange(
+                    times["start"], times["end"], values["label"], group, where, values.get("video") or None
+                )
+            )
     if not rows:
         raise VdlibError(f"{path}: table has a header but no rows")
     return rows
@@ -148,21 +157,36 @@ class Labels:
 
 
 def cond_from_ranges(
-    ranges: list[LabelRange], names: list[str], times: np.ndarray
+    ranges: list[LabelRange],
+    names: list[str],
+    times: np.ndarray,
+    videos: np.ndarray | None = None,
+    video_names: list[str] | None = None,
 ) -> tuple[np.ndarray, list[LabelRange]]:
     """Multi-hot (len(times), len(names)) vectors: a frame at time t gets every range with
-    start <= t < end. Also returns the ranges no time falls into. Every range's ``group=label`` must
-    be in ``names``."""
+    start <= t < end (of its video, when ``videos`` gives each frame's video number and a range
+    names one of ``video_names``). Also returns the ranges no time falls into. Every range's
+    ``group=label`` must be in ``names``."""
     slot = {n: i for i, n in enumerate(names)}
     cond = np.zeros((len(times), len(names)), dtype=np.float32)
     missed = []
     for r in ranges:
         hit = (times >= r.start) & (times < r.end)
+        if r.video is not None and videos is not None and video_names is not None:
+            hit &= videos == video_names.index(r.video)
         if hit.any():
             cond[hit, slot[f"{r.group}={r.label}"]] = 1.0
         else:
             missed.append(r)
     return cond, missed
+
+
+def label_names(ranges: list[LabelRange]) -> list[str]:
+    """The ``group=label`` names of ``ranges``: each group's labels together, groups and labels in
+    order of first appearance."""
+    names = list(dict.fromkeys(f"{r.group}={r.label}" for r in ranges))
+    group_order = list(dict.fromkeys(n.partition("=")[0] for n in names))
+    return [n for g in group_order for n in names if n.partition("=")[0] == g]
 
 
 def timestamp_labels(store: FrameStore, tables: list[str | Path]) -> Labels:
@@ -174,16 +198,21 @@ def timestamp_labels(store: FrameStore, tables: list[str | Path]) -> Labels:
     if not tables:
         raise VdlibError("timestamp labels need at least one table (labels.tables)")
     ranges = [r for table in tables for r in read_table(table)]
-    names: list[str] = []
+    names = label_names(ranges)
+    videos = store.video_names
     for r in ranges:
-        name = f"{r.group}={r.label}"
-        if name not in names:
-            names.append(name)
-    # Keep each group's labels together, groups in order of first appearance.
-    group_order = list(dict.fromkeys(n.partition("=")[0] for n in names))
-    names = [n for g in group_order for n in names if n.partition("=")[0] == g]
+        if r.video is None and len(videos) > 1:
+            raise VdlibError(
+                f"{r.where}: video: the frame store holds {len(videos)} videos ({', '.join(videos)}); "
+                "add a 'video' column naming the video of each row"
+            )
+        if r.video is not None and r.video not in videos:
+            raise VdlibError(
+                f"{r.where}: video: {r.video!r} is not a video of the frame store "
+                f"(valid videos: {', '.join(videos)})"
+            )
     times = np.asarray(store.times, dtype=np.float64)
-    cond, missed = cond_from_ranges(ranges, names, times)
+    cond, missed = cond_from_ranges(ranges, names, times, store.videos, videos)
     first, last = store.span_s
     for r in missed:
         where = "past the video's end" if r.start >= last else "between stored frames"

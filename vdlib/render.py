@@ -34,6 +34,7 @@ from vdlib.progress import progress
 from vdlib.unet import UNet3D, load_model
 
 RENDER_STREAM = 5  # generator stream id (training uses 0-4)
+VARIANT_SEED_STRIDE = 1_000  # request variant v samples with seed + 1000 v
 MANIFEST = "videos.json"
 ARRAYS = "generated.npz"
 
@@ -234,8 +235,9 @@ def generate(
         raise VdlibError(f"frames: expected an integer >= 1, got {frames}")
     stages: list[StageOutput] = []
     clip = None
+    noise_seed = seed + VARIANT_SEED_STRIDE * request.variant  # requests with the same labels differ
     for index, step in enumerate(cascade):
-        result = run_model(step, index, request.cond, frames, seed, device, lowres=clip)
+        result = run_model(step, index, request.cond, frames, noise_seed, device, lowres=clip)
         stages.append(result)
         clip = result.clip
     return Video(request.name, seed, request, to_uint8(clip), stages)
@@ -338,19 +340,33 @@ class Rendered:
 
 
 def render_videos(
-    cfg: RenderConfig, models: list[str | Path], out_dir: str | Path, pose: PoseConfig | None = None
+    cfg: RenderConfig,
+    models: list[str | Path],
+    out_dir: str | Path,
+    pose: PoseConfig | None = None,
+    frames: str | Path | None = None,
+    labels: str | Path | None = None,
+    keys: dict[str, str] | None = None,
 ) -> list[Video]:
-    """Render what ``cfg`` asks for with the first ``cfg.cascade`` of ``models`` (base first)."""
-    from vdlib.conditions import build_requests
+    """Render what ``cfg`` asks for with the first ``cfg.cascade`` of ``models`` (base first).
+
+    ``frames`` and ``labels`` (the frame store and labels file the models were trained on) are
+    where ``auto`` requests come from: label combinations and held-out poses. ``keys`` name the
+    request lists in messages (default: their params, ``render.labels``...).
+    """
+    from vdlib.conditions import PARAM_KEYS, build_requests, open_held_out
     from vdlib.device import resolve_device
 
     device = resolve_device(cfg.device, "render.device")
     models = list(models)[: cfg.cascade]
-    keys = [f"render.{name}" for name in CASCADE[: len(models)]]
-    cascade = load_cascade(models, cfg.sampling()[: len(models)], keys, device)
+    settings_keys = [f"render.{name}" for name in CASCADE[: len(models)]]
+    cascade = load_cascade(models, cfg.sampling()[: len(models)], settings_keys, device)
     fps = cfg.fps or float(cascade[0].meta["fps"])
+    held_out = None
+    if frames is not None and labels is not None and Path(frames).is_dir() and Path(labels).is_file():
+        held_out = open_held_out(frames, labels, cascade[0].meta)
     requests = build_requests(
-        cascade[0].labels, cfg.frames, fps, cfg.labels, cfg.timelines, cfg.pose_from,
-        pose or PoseConfig(), size=cascade[-1].size,
+        cfg, cascade[0].labels, fps, pose or PoseConfig(), size=cascade[-1].size, held_out=held_out,
+        keys=keys or PARAM_KEYS,
     )  # fmt: skip
     return render(cascade, requests, cfg.seeds, cfg.frames, out_dir, cfg.formats, fps, device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -37,9 +38,20 @@ def run_stage(main: Callable[..., Any]) -> None:
     sys.exit(run_main(main, *sys.argv[1:], prog=prog))
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None (JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented JSON, atomically (a number that does not apply, NaN, as null)."""
     path = Path(path)
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path

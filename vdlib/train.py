@@ -143,7 +143,8 @@ def measure_residual_scale(
     standard deviation ``target_std`` (0: no residual). Deterministic: evenly spaced clips."""
     if not target_std:
         return 0.0
-    starts = np.unique(np.linspace(0, windows.train_starts - 1, num=32).round().astype(int))
+    valid = windows.train_starts
+    starts = valid[np.unique(np.linspace(0, len(valid) - 1, num=32).round().astype(int))]
     batch = make_batch(store, cond, replace(spec, crop=0), windows.rows(starts))
     std = float((batch["clip"] - batch["lowres"]).std())
     return round(target_std / max(std, 1e-3), 4)
@@ -355,7 +356,7 @@ class JobData:
                 f"{job.prefix}: size {job.size} is larger than the stored frames ({store.size}); "
                 "raise extract.size"
             )
-        windows = ClipWindows(len(store), cfg.window, cfg.skip, job.train.val_fraction)
+        windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
         windows.check(str(job.frames), job.prefix)
         spec = BatchSpec(
             size=job.size,
@@ -518,6 +519,7 @@ def _model_meta(job: TrainJob, data: JobData) -> dict[str, Any]:
         "frames": windows.frames,
         "window": job.cfg.window,
         "skip": job.cfg.skip,
+        "val_fraction": job.train.val_fraction,
         "fps": store.fps / (job.cfg.skip + 1),
         "labels": {"kind": labels.kind, "names": labels.names},
     }

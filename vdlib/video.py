@@ -135,12 +135,23 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def square_filter_args(size: int, fps: float, pad_color: str) -> list[tuple[str, dict]]:
-    """The filter chain: sample at ``fps``, area-scale to fit ``size``, pad centred to a square."""
+    """The filter chain: sample at ``fps``, area-scale to fit ``size`` as the video is shown, pad
+    centred to a square.
+
+    The fit uses the display aspect ``iw * sar / ih``: a clip with non-square pixels (sample aspect
+    ratio, SAR) keeps the shape it has on screen. Display rotation needs no filter here: ffmpeg turns
+    rotated clips upright before the graph (``autorotate``, on by default).
+    """
+    wide = "gte(iw*sar,ih)"
     return [
         ("fps", {"fps": fps}),
         (
             "scale",
-            {"w": size, "h": size, "force_original_aspect_ratio": "decrease", "flags": "area"},
+            {
+                "w": f"if({wide},{size},max(1,round({size}*iw*sar/ih)))",
+                "h": f"if({wide},max(1,round({size}*ih/(iw*sar))),{size})",
+                "flags": "area",
+            },
         ),
         ("pad", {"w": size, "h": size, "x": "(ow-iw)/2", "y": "(oh-ih)/2", "color": pad_color}),
         ("setsar", {"sar": 1}),

@@ -1,0 +1,84 @@
+"""Check the whole of ``params.yaml`` before anything expensive runs (the pipeline's first stage).
+
+Every section is loaded and validated, then what only the sections together can tell: the frame
+size every model needs, that local sources and label tables exist and parse, that the pose model
+resolves, and that every explicit render request fits the labels the models will be trained on
+(names from the tables, the 17 keypoints for pose, none for ``labels.kind: none``). A bad value
+stops ``dvc repro`` in seconds, before fetching or training, with one line naming the param.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vdlib.conditions import ModelLabels, check_requests
+from vdlib.config import CASCADE, PARAMS_FILE, SECTIONS, ConfigError, read_params, section_from_dict
+from vdlib.errors import VdlibError
+from vdlib.fetch import source_kind
+
+
+def cascade_sizes(base_size: int) -> dict[str, int]:
+    """The frame size each model of the cascade makes: the base's, then 2x per upsampler."""
+    return {name: base_size * 2**i for i, name in enumerate(CASCADE)}
+
+
+def planned_labels(labels_cfg: Any) -> ModelLabels:
+    """The labels the models will be trained on, known from params alone (the tables' names)."""
+    where = f"the model (labels.kind: {labels_cfg.kind})"
+    if labels_cfg.kind == "timestamps":
+        from vdlib.labels import label_names, read_table
+
+        ranges = []
+        for i, table in enumerate(labels_cfg.tables):
+            if not Path(table).is_file():
+                raise VdlibError(f"labels.tables[{i}]: {table}: no such timestamp table")
+            ranges += read_table(table)
+        return ModelLabels("timestamps", label_names(ranges), where)
+    if labels_cfg.kind == "pose":
+        from vdlib.pose import KEYPOINT_NAMES, resolve_pose_model
+
+        resolve_pose_model(labels_cfg.pose.model)
+        return ModelLabels("pose", list(KEYPOINT_NAMES), where)
+    return ModelLabels("none", [], where)
+
+
+def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """Validate every section of ``path`` and their fit; returns what the models will be trained on
+    (label kind and names). Raises ``VdlibError`` with one line naming the param."""
+    data = read_params(path)
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: unknown section (valid: {', '.join(SECTIONS)})")
+    cfg = {name: section_from_dict(name, data.get(name), str(path)) for name in SECTIONS}
+
+    for i, source in enumerate(cfg["fetch"].sources):
+        key = "fetch.source" if isinstance(cfg["fetch"].source, str) else f"fetch.source[{i}]"
+        if source_kind(source) == "local" and not Path(source).expanduser().exists():
+            raise VdlibError(f"{key}: {source}: no such file or folder")
+
+    sizes = cascade_sizes(cfg["base"].size)
+    largest = max(sizes.values())
+    if cfg["extract"].size < largest:
+        raise VdlibError(
+            f"extract.size: expected at least {largest} (the cascade's largest frames: "
+            f"{', '.join(f'{k} {v} px' for k, v in sizes.items())}), got {cfg['extract'].size}"
+        )
+    up_sizes = [sizes[name] for name in CASCADE[1:]]
+    if cfg["upsampler"].crop > min(up_sizes):
+        raise VdlibError(
+            f"upsampler.crop: expected 0 or at most {min(up_sizes)} (the smallest upsampler's frames), "
+            f"got {cfg['upsampler'].crop}"
+        )
+    for name in CASCADE:
+        sampling = getattr(cfg["render"], name)
+        window = cfg["base" if name == "base" else "upsampler"].frames
+        if sampling.context >= window:
+            raise VdlibError(
+                f"render.{name}.context: expected 0 to {window - 1} (the model makes {window} frames "
+                f"per window), got {sampling.context}"
+            )
+
+    labels = planned_labels(cfg["labels"])
+    check_requests(cfg["render"], labels)
+    return {"labels": {"kind": labels.kind, "names": labels.names}}

@@ -1,0 +1,237 @@
+"""``vdlib init``: a ``params.yaml`` for the user's own videos, chosen without questions.
+
+It probes the local videos (URLs are fetched by the pipeline, so their length is not known here),
+then picks:
+- ``extract.fps``: the videos' own rate up to 10 frames per second;
+- ``base.window``/``base.skip``: windows of about 2 s of motion taken as about 8 frames, shortened
+  when the shortest usable video cannot hold a training window and a held-out window;
+- the labels (none, pose, or the given timestamp tables) and ``render`` requests left at ``auto``;
+- ``base.steps`` and ``upsampler.steps`` to fit the minutes asked for on this machine, from a short
+  measured speed probe of each model (written into params, so the run stays reproducible).
+
+Every other value is the shipped CPU recipe (the dataclass defaults of :mod:`vdlib.config`). The
+file starts with a stamp line holding its digest, so a later ``vdlib init`` can tell an untouched
+file (safe to replace) from an edited one (refused without ``--force``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vdlib.config import SECTIONS, ModelTrainConfig, UpsamplerConfig, section_from_dict
+from vdlib.errors import VdlibError
+
+STAMP = "# vdlib init: sha256="
+TARGET_SECONDS = 2.0  # motion a base clip spans
+CLIP_FRAMES = 8  # frames the base model makes at once
+MAX_FPS = 10.0
+SHARES = {"base": 0.6, "upsampler": 0.2}  # of the training minutes; the upsampler share is per size
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What init knows about one source."""
+
+    source: str
+    seconds: float | None  # None: not known before fetching (a URL)
+    fps: float | None
+
+
+def probe_sources(sources: list[str]) -> list[Probed]:
+    """Duration and frame rate of every local video (folders: each video inside); URLs stay unknown."""
+    from vdlib.extract import list_videos
+    from vdlib.fetch import source_kind
+    from vdlib.video import probe
+
+    out = []
+    for source in sources:
+        kind = source_kind(source)
+        if kind != "local":
+            out.append(Probed(source, None, None))
+            continue
+        if not Path(source).expanduser().exists():
+            raise VdlibError(f"{source}: no such file or folder")
+        for path in list_videos(Path(source).expanduser()):
+            info = probe(path)
+            out.append(Probed(str(path), info.duration_s, info.fps))
+    return out
+
+
+def choose_fps(videos: list[Probed]) -> float:
+    """The videos' lowest frame rate, at most 10 frames per second."""
+    rates = [v.fps for v in videos if v.fps]
+    return float(min([MAX_FPS, *rates]))
+
+
+def choose_window(videos: list[Probed], fps: float, val_fraction: float) -> tuple[int, int, str]:
+    """(window, skip, why): about 2 s in about 8 frames, shortened to fit the longest known video."""
+    window = max(2, round(TARGET_SECONDS * fps))
+    why = f"{window} frames = {window / fps:g} s of motion per base clip"
+    lengths = [math.floor(v.seconds * fps) for v in videos if v.seconds]
+    if lengths:
+        longest = max(lengths)
+        fits = max(2, min(window, longest // 2 - max(1, math.ceil(longest * val_fraction))))
+        if fits < window:
+            window = fits
+            why = f"{window} frames = {window / fps:g} s (the longest video has {longest} frames at {fps:g} fps)"
+    skip = max(0, round(window / CLIP_FRAMES) - 1)
+    if -(-window // (skip + 1)) < 2:
+        skip = 0
+    return window, skip, why
+
+
+def _synthetic_batch(cfg: ModelTrainConfig, size: int, frames: int, cond_dim: int, lowres: bool) -> dict:
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    clip = torch.rand(cfg.batch, 3, frames, size, size, generator=gen) * 2 - 1
+    batch = {"clip": clip, "cond": torch.zeros(cfg.batch, frames, cond_dim)}
+    if lowres:
+        batch["lowres"] = clip.clone()
+    return batch
+
+
+def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, steps: int = 4) -> float:
+    """Measured seconds of one training step of ``cfg``'s model on this machine (after a warm-up)."""
+    import torch
+
+    from vdlib.device import resolve_device, resolve_precision
+    from vdlib.diffusion import Diffusion
+    from vdlib.train import training_loss, unet_config
+    from vdlib.unet import UNet3D
+
+    device = resolve_device("auto", "train.device")
+    precision = resolve_precision("auto", device, "train.precision")
+    torch.manual_seed(0)
+    is_up = isinstance(cfg, UpsamplerConfig)
+    model = UNet3D(unet_config(cfg, cond_dim)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    diffusion = Diffusion(cfg.diffusion)
+    crop = cfg.crop if is_up and cfg.crop else size
+    batch = _synthetic_batch(cfg, crop, cfg.frames, cond_dim, is_up)
+    times = []
+    for i in range(steps + 1):
+        tick = time.perf_counter()
+        gen = torch.Generator().manual_seed(i)
+        loss = training_loss(model, diffusion, batch, cfg, gen, device, 0.0, precision)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:  # the first step warms up kernels and allocators
+            times.append(time.perf_counter() - tick)
+    return float(sorted(times)[len(times) // 2])
+
+
+def label_settings(labels: list[str]) -> tuple[dict[str, Any], str]:
+    """The ``labels`` section for ``--labels none``, ``pose`` or timestamp tables."""
+    if not labels or labels == ["none"]:
+        return {"kind": "none", "tables": []}, "no labels: unconditioned videos"
+    if labels == ["pose"]:
+        return {"kind": "pose", "tables": []}, "pose labels from yolo11n-pose; videos driven by held-out poses"
+    from vdlib.labels import read_table
+
+    for table in labels:
+        if table in ("none", "pose"):
+            raise VdlibError(f"--labels: {table!r} cannot be combined with tables")
+        read_table(table)
+    return {"kind": "timestamps", "tables": list(labels)}, f"timestamp labels from {', '.join(labels)}"
+
+
+def _stamped(text: str) -> str:
+    return f"{STAMP}{hashlib.sha256(text.encode()).hexdigest()}\n{text}"
+
+
+def is_untouched(path: Path) -> bool:
+    """True when ``path`` may be replaced: missing, written by init and unchanged since, or the
+    version committed in git (the shipped demo params after a clone)."""
+    if not path.is_file():
+        return True
+    text = path.read_text()
+    first, _, rest = text.partition("\n")
+    if first.startswith(STAMP) and first[len(STAMP) :] == hashlib.sha256(rest.encode()).hexdigest():
+        return True
+    shown = subprocess.run(
+        ["git", "show", f"HEAD:./{path.name}"], cwd=path.parent, capture_output=True, text=True, check=False
+    )
+    return shown.returncode == 0 and shown.stdout == text
+
+
+def _section(name: str) -> dict[str, Any]:
+    return dataclasses.asdict(SECTIONS[name]())
+
+
+def plan_params(
+    sources: list[str], labels: list[str], minutes: float, probe_speed: bool = True
+) -> tuple[dict[str, Any], list[str]]:
+    """The params for ``sources`` and the reasons for each choice (see the module's docstring)."""
+    if minutes <= 0:
+        raise VdlibError(f"--minutes: expected a positive number of minutes, got {minutes:g}")
+    videos = probe_sources(sources)
+    params = {name: _section(name) for name in SECTIONS}
+    reasons = []
+    params["fetch"]["source"] = sources[0] if len(sources) == 1 else list(sources)
+    known = [v for v in videos if v.seconds]
+    if known:
+        total = sum(v.seconds for v in known)
+        reasons.append(f"{len(videos)} video(s), {total:.1f} s in all (probed)")
+    else:
+        reasons.append("video length unknown until fetched (URL): defaults assumed")
+    fps = choose_fps(videos)
+    params["extract"]["fps"] = fps
+    reasons.append(f"extract.fps = {fps:g}: the videos' rate, at most {MAX_FPS:g}")
+    val = params["train"]["val_fraction"]
+    window, skip, why = choose_window(videos, fps, val)
+    params["base"].update({"window": window, "skip": skip})
+    base = section_from_dict("base", params["base"])
+    reasons.append(f"base.window = {window}, base.skip = {skip}: {why}, {base.frames} frames per clip")
+    up_window = min(params["upsampler"]["window"], window)
+    params["upsampler"].update({"window": up_window, "skip": min(params["upsampler"]["skip"], up_window - 2)})
+    params["labels"].update(label_settings(labels)[0])
+    reasons.append(label_settings(labels)[1])
+    params["render"].update({"labels": "auto", "timelines": "auto", "pose_from": "auto"})
+    params["render"]["frames"] = 2 * base.frames
+    reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
+    if probe_speed:
+        cond_dim = {"none": 0, "pose": 51}.get(params["labels"]["kind"], 8)
+        base_s = seconds_per_step(base, base.size, cond_dim)
+        up = section_from_dict("upsampler", params["upsampler"])
+        up_s = seconds_per_step(up, 2 * base.size, cond_dim)
+        base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
+        up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
+        params["base"]["steps"], params["upsampler"]["steps"] = base_steps, up_steps
+        for name, steps in (("base", base_steps), ("upsampler", up_steps)):
+            params[name]["warmup"] = min(params[name]["warmup"], steps // 4)
+        params["train"]["ckpt_every"] = max(10, min(100, base_steps // 10))
+        reasons.append(
+            f"base.steps = {base_steps} ({base_s:.3f} s/step measured here), upsampler.steps = "
+            f"{up_steps} per size ({up_s:.3f} s/step): about {minutes:g} min of training"
+        )
+    return params, reasons
+
+
+def write_params(params: dict[str, Any], reasons: list[str], path: Path, force: bool = False) -> Path:
+    """Validate ``params`` and write them to ``path`` (stamped), refusing an edited file without
+    ``force``."""
+    if not force and not is_untouched(path):
+        raise VdlibError(
+            f"{path}: has edits that are not committed; commit or move it, or pass --force to replace it"
+        )
+    body = "# Written by `vdlib init`; every choice below can be changed (see the README).\n"
+    body += "".join(f"#   {r}\n" for r in reasons)
+    body += yaml.safe_dump(params, sort_keys=False, default_flow_style=None)
+    from vdlib.atomic import atomic_output
+    from vdlib.check import check_params
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(_stamped(body))
+        check_params(tmp)
+    return path
