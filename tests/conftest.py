@@ -5,12 +5,16 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -97,3 +101,82 @@ def leftovers(folder: Path) -> list[str]:
         for p in folder.rglob("*")
         if ".tmp" in p.name or p.name.startswith(".fetch-")
     )
+
+
+def photo_video(photo: Path, out: Path, seconds: float = 2, fps: int = 10, size: str = "640x480") -> Path:
+    """A slow zoom into ``photo`` (ffmpeg zoompan), keeping the people in frame."""
+    subprocess.run(
+        [
+            ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-loop", "1", "-i", str(photo),
+            "-vf", f"zoompan=z='1+0.004*on':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':d=1:fps={fps}:s={size}",
+            "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(out),
+        ],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole-pipeline projects: the repository's pipeline files in a scratch git repository
+# --------------------------------------------------------------------------------------------------
+
+TINY_MODEL = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
+
+
+def dvc(project: Path, *args: str, check: bool = True) -> str:
+    """Run ``dvc ARGS`` in ``project`` with this interpreter's environment; stdout + stderr."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "dvc", *args]
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env, check=False)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def git(project: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+
+
+def copy_project(dest: Path) -> None:
+    """The files the pipeline needs, copied into ``dest``."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, dest / name)
+    for folder in ("stages", "vdlib", "labels"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with models, steps and videos small enough for a test run of the whole cascade."""
+    params["demo"].update({"seconds": 12, "width": 96, "height": 72})
+    params["extract"]["size"] = 128
+    params["train"].update({"ckpt_every": 10, "log_every": 5, "threads": 1})
+    # base 32 px → upsampler_64 → upsampler_128, as the stage names say.
+    params["base"].update({"size": 32, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
+    params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "batch": 2, "crop": 16,
+                                "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
+    params["render"].update({"frames": 7, "count": 2})
+    params["render"]["base"].update({"steps": 2, "context": 1})
+    for name in ("upsampler_64", "upsampler_128"):
+        params["render"][name].update({"steps": 1})
+    params["evaluate"].update({"classifier_steps": 20, "fidelity_clips": 1})
+    return params
+
+
+def make_git_project(folder: Path, change: Any = None, files: dict[str, str] | None = None) -> Path:
+    """The pipeline in a fresh git repository with tiny params (``change(params)`` edits them further)
+    and extra text ``files`` (path → content), committed, as a user's clone would be."""
+    copy_project(folder)
+    for name, text in (files or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    git(folder, "init", "-q")
+    git(folder, "config", "user.email", "test@example.com")
+    git(folder, "config", "user.name", "vdlib tests")
+    dvc(folder, "init", "-q")
+    params = tiny_params(yaml.safe_load((folder / "params.yaml").read_text()))
+    if change is not None:
+        change(params)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "tiny project")
+    return folder

@@ -182,3 +182,52 @@ def test_frame_store_errors(tmp_path):
     np.save(tmp_path / "half" / "frames.npy", np.zeros((2, 8, 8, 3), np.uint8))
     with pytest.raises(VdlibError, match=r"half: not a frame store \(missing index\.parquet\)"):
         FrameStore.open(tmp_path / "half")
+
+
+def _white_clip(path, size, vf=None, rotation=None):
+    """A white clip of ``size`` (storage pixels), with an optional filter and display rotation."""
+    ff = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y"]
+    args = ["-f", "lavfi", "-i", f"color=c=white:size={size}:rate=25:duration=1"]
+    args += ["-vf", vf] if vf else []
+    stored = path.with_name(f"stored-{path.name}")
+    subprocess.run([*ff, *args, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(stored)], check=True)
+    rotate = ["-display_rotation", str(rotation)] if rotation is not None else []
+    subprocess.run([*ff, *rotate, "-i", str(stored), "-c", "copy", str(path)], check=True)
+    return path
+
+
+def _picture_box(store):
+    """(rows, columns) of the first frame that are picture (white), not padding."""
+    frame = np.asarray(store.frames[0], dtype=np.float32).mean(2)
+    return int((frame.mean(1) > 128).sum()), int((frame.mean(0) > 128).sum())
+
+
+def test_non_square_pixels_keep_the_display_aspect(tmp_path):
+    # 176x144 storage pixels that are 128:117 wide are shown as about 192x144 (4:3).
+    video = _white_clip(tmp_path / "sar.mp4", "176x144", vf="setsar=128/117")
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(size=128, fps=5))
+    rows, cols = _picture_box(store)
+    assert cols == 128 and abs(rows - 96) <= 1  # 75% of the height, not the 82% of square pixels
+
+
+def test_a_rotated_phone_clip_comes_out_upright(tmp_path):
+    # Stored landscape 160x90 with a 90 degree display rotation: shown portrait, padded left and right.
+    video = _white_clip(tmp_path / "phone.mp4", "160x90", rotation=90)
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(size=128, fps=5))
+    rows, cols = _picture_box(store)
+    assert rows == 128 and abs(cols - 72) <= 1
+
+
+def test_many_videos_go_into_one_store_with_their_ids(tmp_path, landscape_video, portrait_video):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(landscape_video.read_bytes())
+    (folder / "b.mkv").write_bytes(portrait_video.read_bytes())
+    (folder / "notes.txt").write_text("not a video")
+    store = extract_frames(folder, tmp_path / "frames", ExtractConfig(size=32, fps=5))
+    assert store.video_names == ["a", "b"] and store.video_lengths == [10, 10]
+    assert list(store.videos) == [0] * 10 + [1] * 10
+    assert np.allclose(store.times, np.tile(np.arange(10) / 5, 2))  # time within each video
+    assert [v["source_size"] for v in store.meta["videos"]] == [[320, 240], [120, 240]]
+    with pytest.raises(VdlibError, match="no video files in this folder"):
+        extract_frames(tmp_path / "frames", tmp_path / "other", ExtractConfig(size=32, fps=5))

@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import leftovers
 from vdlib.errors import VdlibError
-from vdlib.fetch import fetch, source_kind
+from vdlib.fetch import fetch, fetch_videos, source_kind
 from vdlib.video import probe
 
 
@@ -77,3 +77,28 @@ def test_fetch_errors_are_one_line_and_leave_nothing(tmp_path, http_root, make_s
 def test_bad_output_extension(tmp_path, landscape_video):
     with pytest.raises(VdlibError, match=r"output must end in one of \.mkv"):
         fetch(str(landscape_video), tmp_path / "video.avi")
+
+
+def test_a_dataset_of_many_sources_fills_one_folder(tmp_path, http_root, landscape_video, portrait_video):
+    """A list of sources: a playlist page (every entry), a local folder (every video) and a file."""
+    root, base = http_root
+    shutil.copy(landscape_video, root / "one.mp4")
+    shutil.copy(portrait_video, root / "two.mkv")
+    (root / "list.html").write_text('<video src="one.mp4"></video><video src="two.mkv"></video>')
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(landscape_video, folder / "walk.mp4")
+    shutil.copy(portrait_video, folder / "run.mkv")
+    files = fetch_videos([f"{base}/list.html", str(folder), str(portrait_video)], tmp_path / "raw")
+    assert [f.name for f in files] == ["list-1.mkv", "list-2.mkv", "portrait.mkv", "run.mkv", "walk.mkv"]
+    sizes = {f.stem: (probe(f).width, probe(f).height) for f in files}
+    assert sizes == {"list-1": (320, 240), "list-2": (120, 240), "portrait": (120, 240), "run": (120, 240),
+                     "walk": (320, 240)}  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [f.name for f in files]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failing_source_in_a_list_leaves_no_folder(tmp_path, landscape_video):
+    with pytest.raises(VdlibError, match=r"cannot fetch .*nothing\.mp4: no such file or folder"):
+        fetch_videos([str(landscape_video), str(tmp_path / "nothing.mp4")], tmp_path / "raw")
+    assert not (tmp_path / "raw").exists() and leftovers(tmp_path) == []

@@ -193,3 +193,22 @@ def test_summary(store, tmp_path):
     summary = label_summary(labels)
     assert summary["frames"] == 80 and summary["label_fraction"] == {"label=a": 0.25}
     assert summary["unlabelled_fraction"] == 0.75
+
+
+def test_tables_name_the_video_of_each_row_in_a_store_of_many(tmp_path, landscape_video, portrait_video):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "city.mp4").write_bytes(landscape_video.read_bytes())
+    (folder / "hall.mkv").write_bytes(portrait_video.read_bytes())
+    store = extract_frames(folder, tmp_path / "frames", ExtractConfig(size=32, fps=5))
+    table = tmp_path / "t.csv"
+    table.write_text("start,end,label,video\n0,1,day,city\n1,2,night,city\n0,2,night,hall\n")
+    labels = timestamp_labels(store, [table])
+    day, night = labels.cond[:, 0] > 0, labels.cond[:, 1] > 0
+    assert list(day) == [True] * 5 + [False] * 15 and list(night) == [False] * 5 + [True] * 15
+    table.write_text("start,end,label\n0,1,day\n")
+    with pytest.raises(VdlibError, match=r"t.csv:2: video: the frame store holds 2 videos \(city, hall\)"):
+        timestamp_labels(store, [table])
+    table.write_text("start,end,label,video\n0,1,day,garden\n")
+    with pytest.raises(VdlibError, match=r"'garden' is not a video of the frame store \(valid videos: city"):
+        timestamp_labels(store, [table])

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,25 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import copy_project, dvc, git, make_git_project
 from vdlib.frames import FrameStore
 from vdlib.labels import read_labels
 
 pytestmark = pytest.mark.slow
-
-
-def dvc(project, *args):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout + result.stderr
 
 
 def set_params(project, **changes):
@@ -40,31 +25,23 @@ def set_params(project, **changes):
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def copy_project(dest):
-    """The files the pipeline needs, copied into ``dest``."""
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(REPO / name, dest / name)
-    for folder in ("stages", "vdlib", "labels"):
-        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
-
-
 @pytest.fixture
 def project(tmp_path):
     """The project's pipeline files in a fresh folder, with a short demo and small frames."""
     copy_project(tmp_path)
     dvc(tmp_path, "init", "--no-scm", "-q")
-    set_params(tmp_path, demo__seconds=12, demo__width=96, demo__height=72, extract__size=32)
+    set_params(tmp_path, demo__seconds=12, demo__width=96, demo__height=72)
     return tmp_path
 
 
 def test_repro_builds_data_stages_and_reruns_only_what_changed(project):
     out = dvc(project, "repro", "labels")
-    for stage in ("fetch", "extract", "labels"):
+    for stage in ("check", "fetch", "extract", "labels"):
         assert f"Running stage '{stage}'" in out
     # The shipped table covers 120 s; this 12 s demo gets a warning for each later range.
     assert "lies past the video's end" in out
     store = FrameStore.open(project / "data" / "frames")
-    assert len(store) == 120 and store.size == 32
+    assert len(store) == 120 and store.size == 128
     labels = read_labels(project / "data" / "labels.parquet")
     assert len(labels) == 120 and (labels.cond.sum(1) == 2).all()
     assert (project / "reports" / "labels" / "preview.gif").exists()
@@ -91,45 +68,20 @@ def test_a_bad_param_fails_the_stage_with_one_line(project):
         check=False,
     )
     assert result.returncode != 0
-    assert (
-        "extract.py: error: params.yaml: extract.fps: expected a number, got 'fast'"
-        in result.stderr + result.stdout
-    )
-    assert not (project / "data" / "frames").exists()
-
-
-TINY_MODEL = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
-
-
-def git(project, *args):
-    subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+    # The check stage reads every section before anything else runs.
+    assert "check.py: error: params.yaml: extract.fps: expected a number, got 'fast'" in result.stderr
+    assert not (project / "data" / "raw").exists() and not (project / "data" / "frames").exists()
 
 
 @pytest.fixture
 def git_project(tmp_path):
-    """The project in a fresh git repository (``dvc exp`` needs one), configured for tiny models."""
-    copy_project(tmp_path)
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "config", "user.email", "test@example.com")
-    git(tmp_path, "config", "user.name", "vdlib tests")
-    dvc(tmp_path, "init", "-q")
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["demo"].update({"seconds": 12, "width": 96, "height": 72})
-    params["extract"]["size"] = 128
-    params["train"].update({"ckpt_every": 10, "log_every": 5, "threads": 1})
-    # base 32 px → upsampler_64 → upsampler_128, as the stage names say.
-    params["base"].update({"size": 32, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
-    params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "batch": 2, "crop": 16,
-                                "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
-    params["render"].update({"frames": 7, "labels": ["shape=circle,colour=red", "square,blue"]})
-    params["render"]["base"].update({"steps": 2, "context": 1})
-    for name in ("upsampler_64", "upsampler_128"):
-        params["render"][name].update({"steps": 1})
-    params["evaluate"].update({"classifier_steps": 20, "fidelity_clips": 1})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-q", "-m", "tiny project")
-    return tmp_path
+    """The project in a fresh git repository (``dvc exp`` needs one), configured for tiny models and
+    the demo's explicit render requests."""
+
+    def demo_requests(params):
+        params["render"].update({"labels": ["shape=circle,colour=red", "square,blue"]})
+
+    return make_git_project(tmp_path, demo_requests)
 
 
 def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_project):
@@ -175,8 +127,9 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
             evaluations[steps] = value
     assert evaluations == {2: 3 * 2 * 2 + 4, 1: 3 * 1 * 2 + 4}
 
-    # A training param marks only the stages that read it: train_base, and evaluate (whose val_loss
-    # rebuilds the training data view from the base section); upsamplers and render are untouched.
+    # A training param marks only the stages that read it: check (which reads every section),
+    # train_base, and evaluate (whose val_loss rebuilds the training data view from the base section);
+    # upsamplers and render are untouched.
     set_params(project, base__lr=0.002)
     status = json.loads(dvc(project, "status", "--json"))
-    assert set(status) == {"train_base", "evaluate"}
+    assert set(status) == {"check", "train_base", "evaluate"}

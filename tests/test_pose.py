@@ -1,34 +1,18 @@
 """Pose labels on real photos with people (Ultralytics' own assets), panned and zoomed into videos."""
 
-import subprocess
-
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from tests.conftest import ultralytics_asset
+from tests.conftest import photo_video, ultralytics_asset
 from vdlib.config import ExtractConfig, PoseConfig
 from vdlib.errors import VdlibError
 from vdlib.extract import extract_frames
 from vdlib.labels import read_labels, write_labels
 from vdlib.pose import KEYPOINTS, detect_poses, load_pose_model, pose_labels, resolve_pose_model
 from vdlib.preview import write_preview
-from vdlib.video import ffmpeg_exe
 
 K = {name: i for i, name in enumerate(KEYPOINTS)}
-
-
-def photo_video(photo, out, seconds=2, fps=10):
-    """A slow zoom into ``photo`` (ffmpeg zoompan), keeping the people in frame."""
-    subprocess.run(
-        [
-            ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-loop", "1", "-i", str(photo),
-            "-vf", f"zoompan=z='1+0.004*on':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':d=1:fps={fps}:s=640x480",
-            "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(out),
-        ],
-        check=True,
-    )  # fmt: skip
-    return out
 
 
 @pytest.fixture(scope="module")

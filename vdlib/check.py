@@ -25,7 +25,7 @@ def cascade_sizes(base_size: int) -> dict[str, int]:
 
 def planned_labels(labels_cfg: Any) -> ModelLabels:
     """The labels the models will be trained on, known from params alone (the tables' names)."""
-    where = f"the model (labels.kind: {labels_cfg.kind})"
+    where = "the model"
     if labels_cfg.kind == "timestamps":
         from vdlib.labels import label_names, read_table
 

@@ -307,10 +307,9 @@ def build_requests(
             for i, t in enumerate(texts)
         ]
         tables = fitting_timelines(model, timelines_dir) if is_auto(cfg.timelines) else cfg.timelines
-        requests += [
-            Request(Path(t).stem, timeline_cond(t, model, frames, fps, _key(keys, "timelines", i)), "timeline")
-            for i, t in enumerate(tables)
-        ]
+        for i, table in enumerate(tables):
+            cond = timeline_cond(table, model, frames, fps, _key(keys, "timelines", i))
+            requests.append(Request(Path(table).stem, cond, "timeline"))
     if model.kind == "pose":
         if is_auto(cfg.pose_from):
             if held_out is None:

@@ -82,7 +82,7 @@ def choose_window(videos: list[Probed], fps: float, val_fraction: float) -> tupl
         fits = max(2, min(window, longest // 2 - max(1, math.ceil(longest * val_fraction))))
         if fits < window:
             window = fits
-            why = f"{window} frames = {window / fps:g} s (the longest video has {longest} frames at {fps:g} fps)"
+            why = f"{window} frames = {window / fps:g} s (the longest video: {longest} frames at {fps:g} fps)"
     skip = max(0, round(window / CLIP_FRAMES) - 1)
     if -(-window // (skip + 1)) < 2:
         skip = 0
@@ -136,7 +136,7 @@ def label_settings(labels: list[str]) -> tuple[dict[str, Any], str]:
     if not labels or labels == ["none"]:
         return {"kind": "none", "tables": []}, "no labels: unconditioned videos"
     if labels == ["pose"]:
-        return {"kind": "pose", "tables": []}, "pose labels from yolo11n-pose; videos driven by held-out poses"
+        return {"kind": "pose", "tables": []}, "pose labels (yolo11n-pose); videos driven by held-out poses"
     from vdlib.labels import read_table
 
     for table in labels:

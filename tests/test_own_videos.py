@@ -1,0 +1,186 @@
+"""A user's own footage, end to end: ``dvc repro`` through ``evaluate`` from params alone, for every
+labels kind and for a dataset of several videos, on clips nobody tuned the project for."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import dvc, git, make_git_project, photo_video, ultralytics_asset
+from vdlib.frames import ClipWindows, FrameStore
+from vdlib.labels import read_labels
+from vdlib.video import ffmpeg_exe
+
+pytestmark = pytest.mark.slow
+
+
+def make_clip(path: Path, size: str, rate: int, seconds: float, pattern: str = "testsrc2", audio=False):
+    """A generated H.264 clip (``pattern`` is an ffmpeg test source), with a sine tone if ``audio``."""
+    args = ["-f", "lavfi", "-i", f"{pattern}=size={size}:rate={rate}:duration={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac"]
+    args += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(path)]
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args], check=True)
+    return path
+
+
+def evaluate_outputs(project: Path) -> list[Path]:
+    """Every metrics and plots file that dvc.yaml declares for the evaluate stage."""
+    stage = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["evaluate"]
+    return [project / next(iter(entry)) for entry in stage["metrics"] + stage["plots"]]
+
+
+def repro_and_check(project: Path, gifs: list[str]) -> dict:
+    """``dvc repro`` the whole pipeline; check the GIFs asked for and every declared evaluate output
+    exist (plot tables at least with their header); return the metrics."""
+    out = dvc(project, "repro")
+    assert "Running stage 'evaluate'" in out
+    assert "Mean of empty slice" not in out and "RuntimeWarning" not in out
+    made = sorted(p.name for p in (project / "reports" / "gifs").glob("*.gif"))
+    assert made == sorted(f"{g}_seed0.gif" for g in gifs)
+    for path in evaluate_outputs(project):
+        assert path.is_file(), path
+        if path.suffix == ".csv":
+            assert path.read_text().splitlines()[0].count(",") >= 2
+    metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
+    assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
+    assert metrics["temporal"]["ratio"] > 0
+    for name in ("upsampler_64", "upsampler_128"):
+        assert metrics["upsampler"][name]["bicubic_psnr"] > 10 and metrics["upsampler"][name]["psnr"] > 5
+    assert metrics["sampling"]["seconds_per_video"] > 0
+    return metrics
+
+
+def test_init_then_repro_without_labels(tmp_path):
+    """`vdlib init clip.mp4` writes params that validate; `dvc repro` runs them to unconditioned GIFs."""
+    project = make_git_project(tmp_path)
+    make_clip(project / "clip.mp4", "176x144", 25, 6)
+    vdlib = Path(sys.executable).parent / "vdlib"
+    done = subprocess.run([vdlib, "init", "clip.mp4", "--minutes", "0.2"], cwd=project,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "base.window = 20, base.skip = 1" in done.stdout and "s/step measured here" in done.stdout
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["labels"]["kind"] == "none" and params["fetch"]["source"] == "clip.mp4"
+    assert params["render"]["labels"] == "auto" and params["base"]["steps"] >= 20
+    # A second init leaves the untouched file replaceable, but an edited one needs --force.
+    (project / "params.yaml").write_text((project / "params.yaml").read_text() + "# my note\n")
+    again = subprocess.run([vdlib, "init", "clip.mp4"], cwd=project, capture_output=True, text=True,
+                           check=False)  # fmt: skip
+    assert again.returncode == 2 and "--force" in again.stderr and again.stderr.count("\n") == 1
+    assert (project / "params.yaml").read_text().endswith("# my note\n")
+
+    # Fewer and shorter videos than the written params ask for keep the test short.
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "init")
+    params["render"].update({"count": 1, "frames": 8})
+    params["render"]["base"]["steps"] = 4
+    params["evaluate"]["fidelity_clips"] = 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    metrics = repro_and_check(project, ["unconditioned-0"])
+    assert metrics["labels"] == "none" and "label_accuracy" not in metrics and "pose" not in metrics
+    table = project / "reports" / "eval" / "plots" / "label_accuracy.csv"
+    assert table.read_text() == "group,generated,real_heldout\n"
+
+
+def test_timestamps_from_a_table_alone(tmp_path):
+    """Only the table is set: render asks for the label combinations the frames carry."""
+    table = "start,end,label,group\n0,3,red,colour\n3,6,blue,colour\n0,2,left,place\n2,6,right,place\n"
+
+    def own_clip(params):
+        params["fetch"]["source"] = "clip.mp4"
+        params["labels"].update({"kind": "timestamps", "tables": ["labels/mine.csv"]})
+        for key in ("labels", "timelines", "pose_from"):
+            params["render"][key] = "auto"
+
+    project = make_git_project(tmp_path, own_clip, {"labels/mine.csv": table})
+    make_clip(project / "clip.mp4", "160x120", 25, 6)
+    # Frames at 10 fps: blue+right covers 3-6 s (30 frames), red+right 2-3 s, red+left 0-2 s (20).
+    metrics = repro_and_check(project, ["blue-right", "red-left"])
+    assert set(metrics["label_accuracy"]["generated"]) == {"colour", "place"}
+    assert set(metrics["label_accuracy"]["real_heldout"]) <= {"colour", "place"}
+    rows = (project / "reports" / "eval" / "plots" / "label_accuracy.csv").read_text().splitlines()
+    assert rows[0] == "group,generated,real_heldout" and len(rows) == 3
+
+
+def test_pose_with_a_real_person_and_auto_requests(tmp_path):
+    """Poses found by YOLO on a panned photo of people; render driven by the held-out poses."""
+
+    def pose_clip(params):
+        params["fetch"]["source"] = "zidane.mp4"
+        params["labels"]["kind"] = "pose"
+        params["labels"]["pose"]["batch"] = 8
+        for key in ("labels", "timelines", "pose_from"):
+            params["render"][key] = "auto"
+
+    project = make_git_project(tmp_path, pose_clip)
+    photo_video(ultralytics_asset("zidane.jpg"), project / "zidane.mp4", seconds=3, fps=10, size="320x180")
+    metrics = repro_and_check(project, ["pose-heldout-zidane"])
+    pose = metrics["pose"]
+    assert pose["frames_asking"] == 7 and 0.0 <= pose["person_found"] <= 1.0
+    ceiling = pose["real_heldout"]
+    assert ceiling["person_found"] >= 0.9 and ceiling["keypoint_distance"] < 0.1
+    rows = (project / "reports" / "eval" / "plots" / "pose.csv").read_text().splitlines()
+    assert rows[0] == "video,keypoint_distance,person_found" and rows[-1].startswith("real_heldout,")
+
+
+def test_three_videos_in_one_dataset(tmp_path):
+    """A folder of three videos of different sizes, rates and lengths (one with sound) and one
+    table with a video column: windows stay inside a video, every video is held out, labels follow
+    their video."""
+
+    def dataset(params):
+        params["fetch"]["source"] = "videos"
+        params["extract"]["fps"] = 5
+        params["labels"].update({"kind": "timestamps", "tables": ["labels/videos.csv"]})
+        for key in ("labels", "timelines", "pose_from"):
+            params["render"][key] = "auto"
+
+    table = (
+        "video,start,end,label,group\n"
+        "street,0,4,outdoor,place\ntall,0,3,indoor,place\nwide,0,2,outdoor,place\nwide,2,5,indoor,place\n"
+    )
+    project = make_git_project(tmp_path, dataset, {"labels/videos.csv": table})
+    videos = project / "videos"
+    videos.mkdir()
+    make_clip(videos / "street.mp4", "160x120", 25, 4, audio=True)
+    make_clip(videos / "tall.mp4", "96x128", 15, 3, pattern="testsrc")
+    make_clip(videos / "wide.mkv", "200x100", 30, 5, pattern="rgbtestsrc")
+    repro_and_check(project, ["indoor", "outdoor"])
+
+    store = FrameStore.open(project / "data" / "frames")
+    assert store.video_names == ["street", "tall", "wide"] and store.video_lengths == [20, 15, 25]
+    assert [v["source_size"] for v in store.meta["videos"]] == [[160, 120], [96, 128], [200, 100]]
+    windows = ClipWindows.for_store(store, window=6, skip=1, val_fraction=0.05)
+    for start in windows.train_starts:
+        assert len(set(store.videos[windows.indices(start)])) == 1
+    assert set(store.videos[windows.val_frames]) == {0, 1, 2}
+    labels = read_labels(project / "data" / "labels.parquet")
+    place = dict(zip(labels.names, labels.cond.T, strict=True))
+    indoor = place["place=indoor"] > 0
+    expected = (store.videos == 1) | ((store.videos == 2) & (store.times >= 2))
+    assert np.array_equal(indoor, expected) and np.array_equal(place["place=outdoor"] > 0, ~expected)
+
+
+def test_a_wrong_render_label_stops_before_any_work(tmp_path):
+    project = make_git_project(tmp_path, lambda p: p["render"].update({"labels": ["circle,red", "hexagon"]}))
+    out = dvc(project, "repro", check=False)
+    assert "Running stage 'check'" in out and "Running stage 'fetch'" not in out
+    errors = [line for line in out.splitlines() if "error:" in line and "check.py" in line]
+    assert errors == [
+        "check.py: error: render.labels[1]: 'hexagon' is not a label of this model (valid labels: "
+        "shape=square, shape=circle, shape=triangle, colour=green, colour=blue, colour=red)"
+    ]
+    assert not (project / "data" / "raw").exists()
+    for change, message in (
+        ("render.cascade=5", "render.cascade: expected 1 to 3"),
+        ("render.base.sampler=heun", "render.base.sampler: expected ddpm | ddim | dpmsolver++"),
+        ("labels.kind=none", "render.labels[0]: the model is trained without labels (labels.kind: none)"),
+    ):
+        out = dvc(project, "exp", "run", "-S", change, check=False)
+        assert message in out and "Running stage 'fetch'" not in out, out
+        git(project, "checkout", "params.yaml")  # a failed experiment leaves its -S in the workspace
