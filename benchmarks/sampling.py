@@ -101,8 +101,12 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
                 evaluations[name].append(out.evaluations)
                 made[name].append(to_uint8(out.clip))
         train_cfg = load_section("train") if Path("params.yaml").is_file() else None
-        train_rows = ClipWindows.for_store(store, int(base.meta["window"]), int(base.meta["skip"]),
-                                           train_cfg.val_fraction if train_cfg else 0.05).train_frames
+        train_rows = ClipWindows.for_store(
+            store,
+            int(base.meta["window"]),
+            int(base.meta["skip"]),
+            train_cfg.val_fraction if train_cfg else 0.05,
+        ).train_frames
         cfg = EvaluateConfig(classifier_steps=50 if quick else 1200)
         classifier = train_classifier(store.frames[train_rows], labels.cond[train_rows], labels.names, cfg)
         rows = []

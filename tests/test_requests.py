@@ -31,7 +31,9 @@ def labels_with(rows: list[list[int]], counts: list[int]) -> Labels:
 def test_auto_labels_are_the_combinations_in_the_frames_most_frequent_first():
     labels = labels_with([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 1]], [5, 9, 20, 5])
     assert label_combinations(labels, 10) == [
-        "shape=square,colour=blue", "shape=circle,colour=red", "shape=circle,colour=blue",
+        "shape=square,colour=blue",
+        "shape=circle,colour=red",
+        "shape=circle,colour=blue",
     ]  # fmt: skip  (unlabelled frames ask for nothing; ties keep the order they first appear in)
     assert label_combinations(labels, 1) == ["shape=square,colour=blue"]
 
@@ -124,7 +126,9 @@ def test_init_picks_windows_that_fit_the_videos():
     window, skip, _ = choose_window(long_clip, 10.0, 0.05)
     assert (window, skip) == (20, 1)  # 2 s of motion in 10 frames
     window, skip, why = choose_window([Probed("short.mp4", 3.0, 25.0)], 10.0, 0.05)
-    assert window <= 13 and "the longest video: 30 frames" in why  # a window to train, one held out
+    assert (window, skip) == (15, 1) and "the longest video: 30 frames" in why  # one to train, one held out
+    with pytest.raises(VdlibError, match="too short: 3 frames at 10 fps"):
+        choose_window([Probed("tiny.mp4", 0.3, 25.0)], 10.0, 0.05)
     assert choose_window([Probed("https://example.org/v", None, None)], 10.0, 0.05)[:2] == (20, 1)
 
 

@@ -110,9 +110,7 @@ def video_names(videos: list[Path]) -> list[str]:
     return names
 
 
-def extract_frames(
-    video: str | Path | list[str | Path], out: str | Path, cfg: ExtractConfig
-) -> FrameStore:
+def extract_frames(video: str | Path | list[str | Path], out: str | Path, cfg: ExtractConfig) -> FrameStore:
     """Decode one video, a list of videos or a folder of videos into a frame store at ``out``
     (written to a temp folder, then renamed).
 

@@ -158,9 +158,11 @@ class FrameStore:
         count = int(self.videos.max()) + 1 if len(self.videos) else 0
         if len(listed) >= count:
             return listed
-        return [Path(str(self.meta.get("source", "video"))).stem or "video"] if count == 1 else [
-            str(i) for i in range(count)
-        ]
+        return (
+            [Path(str(self.meta.get("source", "video"))).stem or "video"]
+            if count == 1
+            else [str(i) for i in range(count)]
+        )
 
     @property
     def video_lengths(self) -> list[int]:

@@ -73,13 +73,22 @@ def choose_fps(videos: list[Probed]) -> float:
 
 
 def choose_window(videos: list[Probed], fps: float, val_fraction: float) -> tuple[int, int, str]:
-    """(window, skip, why): about 2 s in about 8 frames, shortened to fit the longest known video."""
+    """(window, skip, why): about 2 s in about 8 frames, shortened until the longest known video
+    holds a training window and a held-out one."""
+    from vdlib.frames import ClipWindows
+
     window = max(2, round(TARGET_SECONDS * fps))
     why = f"{window} frames = {window / fps:g} s of motion per base clip"
-    lengths = [math.floor(v.seconds * fps) for v in videos if v.seconds]
+    lengths = tuple(math.floor(v.seconds * fps) for v in videos if v.seconds)
+    longest = max(lengths, default=0)
     if lengths:
-        longest = max(lengths)
-        fits = max(2, min(window, longest // 2 - max(1, math.ceil(longest * val_fraction))))
+        fits = window
+        while fits >= 2 and not len(ClipWindows(lengths, fits, 0, val_fraction).train_starts):
+            fits -= 1
+        if fits < 2:
+            raise VdlibError(
+                f"{videos[0].source}: too short: {longest} frames at {fps:g} fps, at least 4 needed"
+            )
         if fits < window:
             window = fits
             why = f"{window} frames = {window / fps:g} s (the longest video: {longest} frames at {fps:g} fps)"
@@ -131,19 +140,24 @@ def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, steps: int
     return float(sorted(times)[len(times) // 2])
 
 
-def label_settings(labels: list[str]) -> tuple[dict[str, Any], str]:
-    """The ``labels`` section for ``--labels none``, ``pose`` or timestamp tables."""
+def label_settings(labels: list[str]) -> tuple[dict[str, Any], int, str]:
+    """The ``labels`` section for ``--labels none``, ``pose`` or timestamp tables, the length of each
+    frame's label vector, and why."""
     if not labels or labels == ["none"]:
-        return {"kind": "none", "tables": []}, "no labels: unconditioned videos"
+        return {"kind": "none", "tables": []}, 0, "no labels: unconditioned videos"
     if labels == ["pose"]:
-        return {"kind": "pose", "tables": []}, "pose labels (yolo11n-pose); videos driven by held-out poses"
-    from vdlib.labels import read_table
+        from vdlib.pose import KEYPOINT_NAMES
+
+        why = "pose labels (yolo11n-pose); videos driven by held-out poses"
+        return {"kind": "pose", "tables": []}, len(KEYPOINT_NAMES), why
+    from vdlib.labels import label_names, read_table
 
     for table in labels:
         if table in ("none", "pose"):
             raise VdlibError(f"--labels: {table!r} cannot be combined with tables")
-        read_table(table)
-    return {"kind": "timestamps", "tables": list(labels)}, f"timestamp labels from {', '.join(labels)}"
+    names = label_names([r for table in labels for r in read_table(table)])
+    why = f"timestamp labels from {', '.join(labels)}: {len(names)} labels"
+    return {"kind": "timestamps", "tables": list(labels)}, len(names), why
 
 
 def _stamped(text: str) -> str:
@@ -195,13 +209,13 @@ def plan_params(
     reasons.append(f"base.window = {window}, base.skip = {skip}: {why}, {base.frames} frames per clip")
     up_window = min(params["upsampler"]["window"], window)
     params["upsampler"].update({"window": up_window, "skip": min(params["upsampler"]["skip"], up_window - 2)})
-    params["labels"].update(label_settings(labels)[0])
-    reasons.append(label_settings(labels)[1])
+    section, cond_dim, why = label_settings(labels)
+    params["labels"].update(section)
+    reasons.append(why)
     params["render"].update({"labels": "auto", "timelines": "auto", "pose_from": "auto"})
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     if probe_speed:
-        cond_dim = {"none": 0, "pose": 51}.get(params["labels"]["kind"], 8)
         base_s = seconds_per_step(base, base.size, cond_dim)
         up = section_from_dict("upsampler", params["upsampler"])
         up_s = seconds_per_step(up, 2 * base.size, cond_dim)
@@ -227,7 +241,7 @@ def write_params(params: dict[str, Any], reasons: list[str], path: Path, force: 
         )
     body = "# Written by `vdlib init`; every choice below can be changed (see the README).\n"
     body += "".join(f"#   {r}\n" for r in reasons)
-    body += yaml.safe_dump(params, sort_keys=False, default_flow_style=None)
+    body += yaml.safe_dump(params, sort_keys=False)
     from vdlib.atomic import atomic_output
     from vdlib.check import check_params
 

@@ -82,9 +82,7 @@ def read_table(path: str | Path) -> list[LabelRange]:
                     f"{path}:1: missing column '{name}' "
                     f"(expected columns start,end,label[,group], got {','.join(columns)})"
                 )
-        col = {
-            name: columns.index(name) for name in (*REQUIRED_COLUMNS, "group", "video") if name in columns
-        }
+        col = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, "group", "video") if name in columns}
         rows: list[LabelRange] = []
         for row in reader:
             line = reader.line_num
