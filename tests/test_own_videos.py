@@ -122,10 +122,13 @@ def test_pose_with_a_real_person_and_auto_requests(tmp_path):
     metrics = repro_and_check(project, ["pose-heldout-zidane"])
     pose = metrics["pose"]
     assert pose["frames_asking"] == 7 and 0.0 <= pose["person_found"] <= 1.0
-    ceiling = pose["real_heldout"]
-    assert ceiling["person_found"] >= 0.9 and ceiling["keypoint_distance"] < 0.1
+    ceiling, at_base = pose["real_heldout"], pose["real_heldout_at_base"]
+    assert ceiling["person_found"] >= 0.9 and ceiling["keypoint_distance"] < 0.02
+    assert at_base["frames_asking"] == ceiling["frames_asking"] > 0
     rows = (project / "reports" / "eval" / "plots" / "pose.csv").read_text().splitlines()
-    assert rows[0] == "video,keypoint_distance,person_found" and rows[-1].startswith("real_heldout,")
+    assert rows[0] == "video,keypoint_distance,person_found"
+    names = [r.split(",")[0] for r in rows[1:]]
+    assert names == ["pose-heldout-zidane_seed0", "real_heldout", "real_heldout_at_base"]
 
 
 def test_three_videos_in_one_dataset(tmp_path):
