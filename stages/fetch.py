@@ -8,7 +8,7 @@ from vdlib.stage import run_stage
 
 def main(out_dir: str) -> None:
     cfg = load_section("fetch")
-    fetch_videos(cfg.source, out_dir, max_height=cfg.max_height, demo=load_section("demo"))
+    fetch_videos(cfg.sources, out_dir, max_height=cfg.max_height, demo=load_section("demo"))
 
 
 if __name__ == "__main__":

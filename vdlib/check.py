@@ -53,9 +53,8 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     cfg = {name: section_from_dict(name, data.get(name), str(path)) for name in SECTIONS}
 
     for i, source in enumerate(cfg["fetch"].sources):
-        key = "fetch.source" if isinstance(cfg["fetch"].source, str) else f"fetch.source[{i}]"
         if source_kind(source) == "local" and not Path(source).expanduser().exists():
-            raise VdlibError(f"{key}: {source}: no such file or folder")
+            raise VdlibError(f"{cfg['fetch'].source_key(i)}: {source}: no such file or folder")
 
     sizes = cascade_sizes(cfg["base"].size)
     largest = max(sizes.values())

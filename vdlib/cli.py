@@ -130,15 +130,20 @@ def _per_model(text: str | None, count: int, flag: str, kind: type) -> list | No
     return values
 
 
-def _requests(args: argparse.Namespace, cfg: RenderConfig) -> dict[str, Any]:
-    """The render requests: the flags' when any is given (the rest then empty), else the params'."""
+REQUEST_FLAGS = {"labels": "--labels", "timelines": "--labels-file", "pose_from": "--pose-from"}
+
+
+def _requests(args: argparse.Namespace, cfg: RenderConfig) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The render requests and how messages name them: the flags' when any is given (the rest then
+    empty), else the params' (named as params)."""
     if not (args.labels or args.labels_file or args.pose_from):
-        return {"labels": cfg.labels, "timelines": cfg.timelines, "pose_from": cfg.pose_from}
-    return {
+        return {"labels": cfg.labels, "timelines": cfg.timelines, "pose_from": cfg.pose_from}, None
+    requests = {
         "labels": args.labels or [],
         "timelines": [str(t) for t in args.labels_file or []],
         "pose_from": [str(p) for p in args.pose_from or []],
     }
+    return requests, REQUEST_FLAGS
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
@@ -161,6 +166,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         changes = {key: values[i] for key, values in overrides.items() if values is not None}
         sampling[name] = replace(getattr(cfg, name), **changes)
     formats = [f.strip() for f in args.format.split(",")] if args.format else cfg.formats
+    requests, keys = _requests(args, cfg)
     cfg = replace(
         cfg,
         cascade=len(models),
@@ -168,19 +174,16 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         frames=args.frames if args.frames is not None else cfg.frames,
         fps=args.fps if args.fps is not None else cfg.fps,
         formats=formats,
-        **_requests(args, cfg),
+        **requests,
         device=args.device or cfg.device,
         **sampling,
     )
     cfg.validate("vdlib generate")
     if args.n < 1:
         raise VdlibError(f"-n: expected an integer >= 1, got {args.n}")
-    flags = {"labels": "--labels", "timelines": "--labels-file", "pose_from": "--pose-from"}
-    from_flags = bool(args.labels or args.labels_file or args.pose_from)
     videos = render_videos(
-        cfg, models, args.out_dir, pose, args.data / "frames", args.data / "labels.parquet",
-        keys=flags if from_flags else None,
-    )  # fmt: skip
+        cfg, models, args.out_dir, pose, args.data / "frames", args.data / "labels.parquet", keys=keys
+    )
     for video in videos:
         cost = sum(s.seconds for s in video.stages)
         print(f"wrote {args.out_dir / video.stem}.* ({len(video.frames)} frames, {cost:.1f} s)")

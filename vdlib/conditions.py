@@ -255,13 +255,14 @@ def _unique_names(requests: list[Request]) -> list[Request]:
     return requests
 
 
-PARAM_KEYS = {"labels": "render.labels", "timelines": "render.timelines", "pose_from": "render.pose_from"}
+# How messages name entry {i} of each request list (the CLI passes its flags instead).
+PARAM_KEYS = {"labels": "render.labels[{i}]", "timelines": "render.timelines[{i}]",
+              "pose_from": "render.pose_from[{i}]"}  # fmt: skip
 
 
 def _key(keys: dict[str, str], name: str, i: int) -> str:
-    """How messages name entry ``i`` of a request list: ``render.labels[2]``, or a flag as it is."""
-    key = keys[name]
-    return f"{key}[{i}]" if key.startswith("render.") else key
+    """How messages name entry ``i`` of a request list: ``render.labels[2]``, or a flag."""
+    return keys[name].format(i=i)
 
 
 def check_requests(cfg: RenderConfig, model: ModelLabels, keys: dict[str, str] = PARAM_KEYS) -> None:

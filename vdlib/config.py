@@ -49,13 +49,16 @@ class FetchConfig:
         """The sources as a list."""
         return [self.source] if isinstance(self.source, str) else list(self.source)
 
+    def source_key(self, i: int) -> str:
+        """How messages name source ``i``: ``fetch.source``, or ``fetch.source[i]`` in a list."""
+        return "fetch.source" if isinstance(self.source, str) else f"fetch.source[{i}]"
+
     def validate(self, where: str) -> None:
         if not self.sources:
             _fail(where, "fetch.source", "a source or a non-empty list of sources", self.source)
         for i, item in enumerate(self.sources):
             if not item.strip():
-                key = "fetch.source" if isinstance(self.source, str) else f"fetch.source[{i}]"
-                _fail(where, key, "'demo', a URL, or a local video file or folder", item)
+                _fail(where, self.source_key(i), "'demo', a URL, or a local video file or folder", item)
         if self.max_height < 16:
             _fail(where, "fetch.max_height", "an integer >= 16 (pixels)", self.max_height)
 

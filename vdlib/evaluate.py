@@ -397,7 +397,8 @@ def evaluate(
         data = JobData.open(job)
         metrics["val_loss"][folder.name] = data.val_loss(job, model.model, device)
         opened[folder.name] = (model, data)
-    real = RealReference(store, next(iter(opened.values()))[1].windows)  # the base model's split
+    base_model, base_data = next(iter(opened.values()))
+    real = RealReference(store, base_data.windows)  # the base model's split
 
     # Label accuracy (timestamp labels).
     rows: list[list[Any]] = []
@@ -464,13 +465,12 @@ def evaluate(
         val_rows = real.windows.val_frames
         real_frames = np.asarray(store.frames[val_rows])
         asked = labels.cond[val_rows].reshape(len(val_rows), -1, 3)
-        base_size = next(iter(opened.values()))[0].size
         references = {
             # The real frames at the generated size: the pose model's agreement with itself.
             "real_heldout": resize_frames(real_frames, size),
             # ...and as the base model's resolution shows them (down to its size, back up bilinear):
             # what a perfect base model would give before the upsamplers add detail.
-            "real_heldout_at_base": resize_frames(resize_frames(real_frames, base_size), size),
+            "real_heldout_at_base": resize_frames(resize_frames(real_frames, base_model.size), size),
         }
         ceilings = {k: pose_fidelity(pose_model, v, asked, pose_cfg) for k, v in references.items()}
         metrics["pose"] = {**_pooled(list(per_video.values())), **ceilings}

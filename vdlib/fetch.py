@@ -170,14 +170,10 @@ def fetch(source: str, out: str | Path, max_height: int = 720, demo: DemoConfig 
         return _finalize(downloaded, out, source)
 
 
-def _sources(source: str | list[str]) -> list[str]:
-    return [source] if isinstance(source, str) else list(source)
-
-
 def fetch_videos(
-    source: str | list[str], out_dir: str | Path, max_height: int = 720, demo: DemoConfig | None = None
+    sources: list[str], out_dir: str | Path, max_height: int = 720, demo: DemoConfig | None = None
 ) -> list[Path]:
-    """Fetch one or many sources into the folder ``out_dir``, one ``<name>.mkv`` per video.
+    """Fetch the ``sources`` into the folder ``out_dir``, one ``<name>.mkv`` per video.
 
     Each source is ``demo``, a URL (a page, a playlist: every entry, or a direct file) or a local
     path (a video file, or a folder: every video in it). Names are the file stems (yt-dlp's video id
@@ -186,7 +182,6 @@ def fetch_videos(
     from vdlib.extract import list_videos, video_names
 
     out_dir = Path(out_dir)
-    sources = _sources(source)
     if not sources:
         raise VdlibError("fetch.source: expected a source or a list of sources, got an empty list")
     with atomic_output(out_dir) as tmp:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -155,14 +156,8 @@ class FrameStore:
     def video_names(self) -> list[str]:
         """The name of each video in the store, in store order (``video`` numbers index this)."""
         listed = [str(v["name"]) for v in self.meta.get("videos", [])]
-        count = int(self.videos.max()) + 1 if len(self.videos) else 0
-        if len(listed) >= count:
-            return listed
-        return (
-            [Path(str(self.meta.get("source", "video"))).stem or "video"]
-            if count == 1
-            else [str(i) for i in range(count)]
-        )
+        # Stores written before many-video support hold one video, named after their source.
+        return listed or [Path(str(self.meta.get("source", "video"))).stem or "video"]
 
     @property
     def video_lengths(self) -> list[int]:
@@ -204,11 +199,6 @@ class ClipWindows:
         """X = ceil(N / (M + 1))."""
         return -(-self.window // (self.skip + 1))
 
-    @property
-    def total(self) -> int:
-        """Stored frames, all videos together."""
-        return int(sum(self.lengths))
-
     def split(self, video: int) -> tuple[int, int]:
         """(training frames, held-out frames) of one video."""
         n = self.lengths[video]
@@ -232,12 +222,12 @@ class ClipWindows:
             parts.append(np.arange(lo, lo + (n_val if held_out else n_train)))
         return parts
 
-    @property
+    @cached_property
     def train_frames(self) -> np.ndarray:
         """Stored-frame numbers that training may read, in store order."""
         return np.concatenate(self._parts(False)).astype(int)
 
-    @property
+    @cached_property
     def val_frames(self) -> np.ndarray:
         """Stored-frame numbers of the held-out tails (every video's), in store order."""
         return np.concatenate(self._parts(True)).astype(int)
@@ -255,7 +245,7 @@ class ClipWindows:
     def _starts(self, held_out: bool) -> list[np.ndarray]:
         return [part[: max(0, len(part) - self.window + 1)] for part in self._parts(held_out)]
 
-    @property
+    @cached_property
     def train_starts(self) -> np.ndarray:
         """Every possible training clip start (a window inside one video's training part)."""
         return np.concatenate(self._starts(False)).astype(int)
@@ -286,7 +276,3 @@ class ClipWindows:
             return starts
         picks = np.linspace(0, len(starts) - 1, num=max(1, count)).round().astype(int)
         return np.unique(starts[picks])
-
-    def val_start_per_video(self) -> list[int]:
-        """The first held-out clip start of each video that has one."""
-        return [int(s[0]) for s in self._starts(True) if len(s)]
