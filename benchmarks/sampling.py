@@ -34,7 +34,8 @@ def _quick_inputs(work: Path) -> tuple[Path, Path, Path]:
     from vdlib.config import DemoConfig, ExtractConfig
     from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
     from vdlib.extract import extract_frames
-    from vdlib.labels import LabelRangeWarning, timestamp_labels, write_labels
+    from vdlib.labels import write_labels
+    from vdlib.tables import LabelRangeWarning, timestamp_labels
     from vdlib.unet import UNet3D, UNetConfig, save_model
 
     video = render_demo_video(DemoConfig(seconds=20, width=96, height=72), work / "demo.mkv")
@@ -58,13 +59,13 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
         model_dir: str = "models/base") -> dict:  # fmt: skip
     """Generate one 16-frame clip per label combination with each sampler; time and score them."""
 
+    from vdlib.cascade import open_model, run_model, to_uint8
     from vdlib.conditions import parse_labels
     from vdlib.config import EvaluateConfig, RenderConfig, load_section
     from vdlib.device import resolve_device
     from vdlib.evaluate import label_accuracy, train_classifier
     from vdlib.frames import ClipWindows, FrameStore
     from vdlib.labels import read_labels
-    from vdlib.render import open_model, run_model, to_uint8
 
     with tempfile.TemporaryDirectory(prefix="vdlib-bench-") as tmp:
         if quick:

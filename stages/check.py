@@ -3,7 +3,7 @@ which the fetch stage waits for; its content stays the same whatever the params,
 never makes a later stage re-run. Usage: check.py OUT"""
 
 from vdlib.check import check_params
-from vdlib.stage import run_stage, write_json
+from vdlib.common import run_stage, write_json
 
 
 def main(out: str) -> None:

@@ -2,9 +2,9 @@
 ``videos.json`` in OUT_DIR (``auto`` requests come from the frame store and labels).
 Usage: render.py FRAMES LABELS OUT_DIR BASE [UPSAMPLER ...]"""
 
+from vdlib.common import run_stage
 from vdlib.config import load_section
 from vdlib.render import render_videos
-from vdlib.stage import run_stage
 
 
 def main(frames: str, labels: str, out_dir: str, *models: str) -> None:

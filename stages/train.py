@@ -1,7 +1,7 @@
 """Stages train_base and train_upsampler@SIZE: frames + labels + params ``train`` and ``base`` or
 ``upsampler`` → ``models/<name>/`` and ``reports/<stage>/``. Runs under ``torchrun`` for DDP."""
 
-from vdlib.stage import run_stage
+from vdlib.common import run_stage
 from vdlib.train import train_job_from_params, train_model
 
 

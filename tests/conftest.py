@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import http.server
 import os
@@ -9,11 +10,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -58,12 +62,84 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 SHORT_DEMO = DemoConfig(seconds=8, fps=10, width=96, height=72, seed=0)
+CPU = torch.device("cpu")
+# The one tiny network every test trains (params ``model`` section; see the ``tiny_model`` fixture).
+TINY_MODEL = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
+
+
+def tiny_unet(**changes: Any):
+    """The tiny network as a ``UNetConfig`` (``changes``: cond_dim, lowres, ...)."""
+    from vdlib.unet import UNetConfig
+
+    lists_as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in TINY_MODEL.items()}
+    return UNetConfig(**{**lists_as_tuples, **changes})
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> dict[str, Any]:
+    """The params ``model`` section of the tiny network tests train: 8 channels, two levels."""
+    return copy.deepcopy(TINY_MODEL)
 
 
 @pytest.fixture(scope="session")
 def demo_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An 8-second demo clip, 96x72."""
     return render_demo_video(SHORT_DEMO, tmp_path_factory.mktemp("videos") / "demo.mkv")
+
+
+@pytest.fixture(scope="session")
+def models(demo_video, tmp_path_factory, tiny_model):
+    """A tiny labelled base (16 px, 4-frame windows) and a 32 px upsampler, trained for a few steps on
+    the demo clip (folders ``base`` and ``upsampler_32``, with ``frames`` and ``labels.parquet``)."""
+    from vdlib.config import ExtractConfig, TrainConfig, section_from_dict
+    from vdlib.demo import demo_schedule, write_schedule_csv
+    from vdlib.extract import extract_frames
+    from vdlib.labels import write_labels
+    from vdlib.tables import LabelRangeWarning, timestamp_labels
+    from vdlib.train import TrainJob, train_model
+
+    folder = tmp_path_factory.mktemp("models")
+    store = extract_frames(demo_video, folder / "frames", ExtractConfig(size=32, fps=10))
+    write_schedule_csv(demo_schedule(DemoConfig()), folder / "demo.csv")  # names every shape and colour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelRangeWarning)  # the table covers 120 s, the clip 8
+        write_labels(timestamp_labels(store, [folder / "demo.csv"]), folder / "labels.parquet")
+    train = TrainConfig(ckpt_every=100, log_every=10, threads=1)
+    for kind, size, extra in (
+        ("base", 16, {"size": 16}),
+        ("upsampler", 32, {"crop": 16, "mapping_channels": 4}),
+    ):
+        cfg = section_from_dict(
+            kind, {"window": 8, "skip": 1, "steps": 20, "batch": 2, "model": tiny_model, **extra}
+        )
+        name = "base" if kind == "base" else "upsampler_32"
+        job = TrainJob(name, cfg, train, size, folder / "frames", folder / "labels.parquet",
+                       folder / name, folder / f"reports_{name}", resume_root=folder / "resume")  # fmt: skip
+        train_model(job)
+    return folder
+
+
+BASE_SAMPLING = {"steps": 3, "context": 2}
+UP_SAMPLING = {"steps": 2, "context": 0}
+
+
+def cascade(models: Path, base: Any = None, up: Any = None) -> list:
+    """The tiny trained cascade of ``models`` with sampling settings (few steps by default)."""
+    from vdlib.cascade import load_cascade
+    from vdlib.config import SamplingConfig
+
+    settings = [base or SamplingConfig(**BASE_SAMPLING), up or SamplingConfig(**UP_SAMPLING)]
+    return load_cascade(
+        [models / "base", models / "upsampler_32"], settings, ["render.base", "render.up"], CPU
+    )
+
+
+def circle_red(models: Path, frames: int) -> np.ndarray:
+    """Per-frame labels asking for a red circle on every frame."""
+    from vdlib.conditions import parse_labels
+
+    labels = cascade(models)[0].labels
+    return np.tile(parse_labels("shape=circle,colour=red", labels), (frames, 1))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -119,8 +195,6 @@ def photo_video(photo: Path, out: Path, seconds: float = 2, fps: int = 10, size:
 # --------------------------------------------------------------------------------------------------
 # Whole-pipeline projects: the repository's pipeline files in a scratch git repository
 # --------------------------------------------------------------------------------------------------
-
-TINY_MODEL = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
 
 
 def dvc(project: Path, *args: str, check: bool = True) -> str:

@@ -13,7 +13,7 @@ def test_repo_params_load_and_validate():
     for name in SECTIONS:
         cfg = load_section(name, REPO / "params.yaml")
         assert isinstance(cfg, SECTIONS[name])
-    assert load_section("labels", REPO / "params.yaml").tables == ["labels/demo.csv"]
+    assert load_section("labels", REPO / "params.yaml").tables == ["labels/tables/demo.csv"]
 
 
 def test_the_gpu_preset_in_the_makefile_is_valid():

@@ -8,7 +8,7 @@ import numpy as np
 from tests.conftest import REPO, SHORT_DEMO
 from vdlib.config import DemoConfig
 from vdlib.demo import COLOURS, SHAPES, demo_schedule, render_demo_video, write_schedule_csv
-from vdlib.labels import read_table
+from vdlib.tables import read_table
 from vdlib.video import decode_frames, probe
 
 

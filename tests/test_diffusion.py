@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from vdlib.common import VdlibError
 from vdlib.config import DiffusionConfig
 from vdlib.diffusion import Diffusion, guided, sample
-from vdlib.errors import VdlibError
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v", "x0"])

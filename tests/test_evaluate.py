@@ -20,8 +20,8 @@ from vdlib.evaluate import (
 )
 from vdlib.extract import extract_frames
 from vdlib.frames import ClipWindows
-from vdlib.labels import LabelRangeWarning, timestamp_labels
 from vdlib.render import Rendered
+from vdlib.tables import LabelRangeWarning, timestamp_labels
 
 
 def test_psnr_and_ssim_on_known_images():

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import leftovers, make_testsrc
+from vdlib.common import VdlibError
 from vdlib.config import ExtractConfig
-from vdlib.errors import VdlibError
 from vdlib.extract import PartialVideoWarning, extract_frames, extract_png_folders
 from vdlib.frames import FrameStore
 from vdlib.video import ffmpeg_exe

@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 from tests.conftest import leftovers
-from vdlib.errors import VdlibError
+from vdlib.common import VdlibError
 from vdlib.fetch import fetch, fetch_videos, source_kind
 from vdlib.video import probe
 

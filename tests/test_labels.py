@@ -6,21 +6,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import SHORT_DEMO, leftovers
+from vdlib.common import VdlibError
 from vdlib.config import ExtractConfig, LabelsConfig
 from vdlib.demo import demo_schedule, write_schedule_csv
-from vdlib.errors import VdlibError
 from vdlib.extract import extract_frames
-from vdlib.labels import (
-    LabelRangeWarning,
-    Labels,
-    label_summary,
-    make_labels,
-    parse_time,
-    read_labels,
-    read_table,
-    timestamp_labels,
-    write_labels,
-)
+from vdlib.labelling import make_labels
+from vdlib.labels import Labels, label_summary, read_labels, write_labels
+from vdlib.tables import LabelRangeWarning, parse_time, read_table, timestamp_labels
 
 
 @pytest.mark.parametrize(

@@ -93,11 +93,11 @@ def test_timestamps_from_a_table_alone(tmp_path):
 
     def own_clip(params):
         params["fetch"]["source"] = "clip.mp4"
-        params["labels"].update({"kind": "timestamps", "tables": ["labels/mine.csv"]})
+        params["labels"].update({"kind": "timestamps", "tables": ["labels/tables/mine.csv"]})
         for key in ("labels", "timelines", "pose_from"):
             params["render"][key] = "auto"
 
-    project = make_git_project(tmp_path, own_clip, {"labels/mine.csv": table})
+    project = make_git_project(tmp_path, own_clip, {"labels/tables/mine.csv": table})
     make_clip(project / "clip.mp4", "160x120", 25, 6)
     # Frames at 10 fps: blue+right covers 3-6 s (30 frames), red+right 2-3 s, red+left 0-2 s (20).
     metrics = repro_and_check(project, ["blue-right", "red-left"])
@@ -139,7 +139,7 @@ def test_three_videos_in_one_dataset(tmp_path):
     def dataset(params):
         params["fetch"]["source"] = "videos"
         params["extract"]["fps"] = 5
-        params["labels"].update({"kind": "timestamps", "tables": ["labels/videos.csv"]})
+        params["labels"].update({"kind": "timestamps", "tables": ["labels/tables/videos.csv"]})
         for key in ("labels", "timelines", "pose_from"):
             params["render"][key] = "auto"
 
@@ -147,7 +147,7 @@ def test_three_videos_in_one_dataset(tmp_path):
         "video,start,end,label,group\n"
         "street,0,4,outdoor,place\ntall,0,3,indoor,place\nwide,0,2,outdoor,place\nwide,2,5,indoor,place\n"
     )
-    project = make_git_project(tmp_path, dataset, {"labels/videos.csv": table})
+    project = make_git_project(tmp_path, dataset, {"labels/tables/videos.csv": table})
     videos = project / "videos"
     videos.mkdir()
     make_clip(videos / "street.mp4", "160x120", 25, 4, audio=True)

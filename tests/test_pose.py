@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import photo_video, ultralytics_asset
+from vdlib.common import VdlibError
 from vdlib.config import ExtractConfig, PoseConfig
-from vdlib.errors import VdlibError
 from vdlib.extract import extract_frames
 from vdlib.labels import read_labels, write_labels
 from vdlib.pose import KEYPOINTS, detect_poses, load_pose_model, pose_labels, resolve_pose_model

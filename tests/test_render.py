@@ -1,4 +1,4 @@
-"""Generation: windows, fresh noise, context, the cascade, label requests, files, determinism, CLI."""
+"""Rendering: label, timeline and pose requests, the files written, determinism, the generate CLI."""
 
 import json
 import warnings
@@ -6,118 +6,17 @@ import warnings
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from tests.conftest import cascade
 from vdlib.cli import main as cli
-from vdlib.conditions import ModelLabels, parse_labels, pose_cond, timeline_cond
-from vdlib.config import DemoConfig, ExtractConfig, PoseConfig, SamplingConfig, TrainConfig, section_from_dict
-from vdlib.demo import demo_schedule, write_schedule_csv
-from vdlib.errors import VdlibError
-from vdlib.extract import extract_frames
-from vdlib.labels import LabelRangeWarning, Labels, timestamp_labels, write_labels
+from vdlib.common import VdlibError
+from vdlib.conditions import parse_labels, pose_cond, timeline_cond
+from vdlib.config import PoseConfig
+from vdlib.labels import Labels, ModelLabels, write_labels
 from vdlib.pose import KEYPOINT_NAMES
-from vdlib.render import load_cascade, open_model, run_model, window_plan
-from vdlib.train import TrainJob, train_model
+from vdlib.tables import LabelRangeWarning
 from vdlib.video import probe
-
-TINY = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_levels": [1], "heads": 2}
-CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def models(demo_video, tmp_path_factory):
-    """A tiny labelled base (16 px, 4-frame windows) and a 32 px upsampler, trained for a few steps."""
-    folder = tmp_path_factory.mktemp("render")
-    store = extract_frames(demo_video, folder / "frames", ExtractConfig(size=32, fps=10))
-    write_schedule_csv(demo_schedule(DemoConfig()), folder / "demo.csv")  # names every shape and colour
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LabelRangeWarning)  # the table covers 120 s, the clip 8
-        write_labels(timestamp_labels(store, [folder / "demo.csv"]), folder / "labels.parquet")
-    train = TrainConfig(ckpt_every=100, log_every=10, threads=1)
-    for kind, size, extra in (
-        ("base", 16, {"size": 16}),
-        ("upsampler", 32, {"crop": 16, "mapping_channels": 4}),
-    ):
-        cfg = section_from_dict(
-            kind, {"window": 8, "skip": 1, "steps": 20, "batch": 2, "model": TINY, **extra}
-        )
-        name = "base" if kind == "base" else "upsampler_32"
-        job = TrainJob(name, cfg, train, size, folder / "frames", folder / "labels.parquet",
-                       folder / name, folder / f"reports_{name}", resume_root=folder / "resume")  # fmt: skip
-        train_model(job)
-    return folder
-
-
-BASE, UP = SamplingConfig(steps=3, context=2), SamplingConfig(steps=2, context=0)
-
-
-def cascade(models, base=BASE, up=UP):
-    return load_cascade(
-        [models / "base", models / "upsampler_32"], [base, up], ["render.base", "render.up"], CPU
-    )
-
-
-def circle_red(models, frames):
-    labels = cascade(models)[0].labels
-    return np.tile(parse_labels("shape=circle,colour=red", labels), (frames, 1))
-
-
-def test_window_plan_covers_k_frames_with_context():
-    assert window_plan(16, 8, 4) == [(0, 0), (4, 4), (8, 4)]
-    assert window_plan(20, 8, 0) == [(0, 0), (8, 0), (12, 4)]  # the last window ends exactly at K
-    assert window_plan(5, 8, 4) == [(0, 0)]  # shorter than a window: one short window
-    assert window_plan(8, 8, 2) == [(0, 0)]
-    for total, window, context in ((37, 8, 3), (9, 4, 1), (100, 16, 15)):
-        plan = window_plan(total, window, context)
-        made = np.zeros(total, int)
-        for start, given in plan:
-            assert given < window and start + window <= total
-            made[start + given : start + window] += 1
-        assert (made == 1).all()  # every frame is made exactly once
-
-
-def test_each_window_draws_fresh_noise(models):
-    """Without context, two windows with the same labels would be identical if noise were reused."""
-    base = cascade(models, base=SamplingConfig(steps=3, context=0))[0]
-    out = run_model(base, 0, circle_red(models, 8), 8, seed=0, device=CPU)
-    assert out.borders == [4]
-    first, second = out.clip[:, :, :4], out.clip[:, :, 4:]
-    assert (first - second).abs().mean() > 0.05
-
-
-def test_later_windows_continue_from_the_previous_one(models):
-    """With context, the first window is unchanged and later frames depend on it."""
-    cond = circle_red(models, 10)
-    free = run_model(cascade(models, base=SamplingConfig(steps=3, context=0))[0], 0, cond, 10, 0, CPU)
-    linked = run_model(cascade(models, base=SamplingConfig(steps=3, context=2))[0], 0, cond, 10, 0, CPU)
-    assert torch.equal(free.clip[:, :, :4], linked.clip[:, :, :4])
-    assert linked.borders == [4, 6, 8]
-    assert not torch.equal(free.clip[:, :, 4:], linked.clip[:, :, 4:])
-
-
-def test_upsampler_is_conditioned_on_the_previous_models_output(models):
-    up = cascade(models)[1]
-    gen = torch.Generator().manual_seed(0)
-    low_a = torch.rand(1, 3, 4, 16, 16, generator=gen) * 2 - 1
-    low_b = -low_a
-    a = run_model(up, 1, None, 4, 0, CPU, lowres=low_a).clip
-    b = run_model(up, 1, None, 4, 0, CPU, lowres=low_b).clip
-    assert a.shape == (1, 3, 4, 32, 32)
-    # Each output follows its own low-res input (residual over the bilinear upscale).
-    small_a = torch.nn.functional.avg_pool3d(a, (1, 2, 2))
-    assert (small_a - low_a).abs().mean() < (small_a - low_b).abs().mean() / 2
-    assert not torch.equal(a, b)
-
-
-def test_cascade_order_is_checked(models):
-    settings = [SamplingConfig(), SamplingConfig()]
-    with pytest.raises(VdlibError, match="the first model must be a base model"):
-        load_cascade([models / "upsampler_32", models / "base"], settings, ["a", "b"], CPU)
-    with pytest.raises(VdlibError, match="expected an upsampler after"):
-        load_cascade([models / "base", models / "base"], settings, ["a", "b"], CPU)
-    with pytest.raises(VdlibError, match=r"render.base.context: expected 0 to 3 .* got 4"):
-        open_model(models / "base", SamplingConfig(context=4), "render.base", CPU)
 
 
 def test_label_requests_are_checked_against_the_models_names(models):

@@ -6,17 +6,16 @@ import yaml
 
 from tests.conftest import REPO
 from vdlib.check import check_params
+from vdlib.common import VdlibError
 from vdlib.conditions import (
     HeldOut,
-    ModelLabels,
     build_requests,
     fitting_timelines,
     label_combinations,
 )
 from vdlib.config import PoseConfig, RenderConfig
-from vdlib.errors import VdlibError
 from vdlib.init import Probed, choose_fps, choose_window, is_untouched, write_params
-from vdlib.labels import Labels
+from vdlib.labels import Labels, ModelLabels
 from vdlib.pose import KEYPOINT_NAMES
 
 NAMES = ["shape=circle", "shape=square", "colour=red", "colour=blue"]
@@ -98,10 +97,25 @@ def write_changed(tmp_path, **changes):
         ({"render.cascade": 5}, "render.cascade: expected 1 to 3"),
         ({"render.base.sampler": "heun"}, "render.base.sampler: expected ddpm | ddim | dpmsolver++"),
         ({"render.labels": ["circle,red", "blue,hexagon"]}, "render.labels[1]: 'hexagon' is not a label"),
-        ({"render.timelines": ["labels/nothing.csv"]}, "render.timelines[0]: labels/nothing.csv: no such"),
+        (
+            {"render.timelines": ["labels/timelines/no.csv"]},
+            "render.timelines[0]: labels/timelines/no.csv: no such",
+        ),
         ({"render.pose_from": ["a.mp4"]}, "render.pose_from[0]: the model is trained on timestamps labels"),
         ({"labels.kind": "pose"}, "render.labels[0]: the model is trained on pose labels"),
-        ({"labels.tables": ["labels/missing.csv"]}, "labels.tables[0]: labels/missing.csv: no such"),
+        (
+            {"labels.tables": ["labels/tables/missing.csv"]},
+            "labels.tables[0]: labels/tables/missing.csv: no such",
+        ),
+        # Files outside the folders dvc.yaml tracks would be no stage's dependency.
+        (
+            {"labels.tables": ["labels/timelines/demo_change.csv"]},
+            "labels.tables[0]: labels/timelines/demo_change.csv: expected a file under labels/tables/",
+        ),
+        (
+            {"render.timelines": ["labels/tables/demo.csv"]},
+            "render.timelines[0]: labels/tables/demo.csv: expected a file under labels/timelines/",
+        ),
         ({"extract.size": 64}, "extract.size: expected at least 128"),
         ({"render.base.context": 8}, "render.base.context: expected 0 to 7"),
         ({"fetch.source": ["demo", "my/videos"]}, "fetch.source[1]: my/videos: no such file or folder"),

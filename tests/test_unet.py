@@ -5,10 +5,11 @@ import pickle
 import pytest
 import torch
 
-from vdlib.errors import VdlibError
-from vdlib.unet import UNet3D, UNetConfig, load_model, save_model
+from vdlib.common import VdlibError
+from tests.conftest import tiny_unet
+from vdlib.unet import UNet3D, load_model, save_model
 
-TINY = UNetConfig(channels=16, mults=(1, 2), spatial_attn_levels=(1,), heads=2)
+TINY = tiny_unet()
 
 
 def randomize(model: UNet3D, seed: int = 0) -> UNet3D:
@@ -78,7 +79,7 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32():
     """Mixed precision (train.precision) changes the output by bf16 rounding only."""
     from vdlib.device import autocast
 
-    model = randomize(UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 3})))
+    model = randomize(UNet3D(tiny_unet(cond_dim=3)))
     x = torch.randn(2, 3, 4, 16, 16)
     kwargs = {"cond": torch.rand(2, 4, 3), "context": torch.randn_like(x),
               "context_mask": torch.tensor([[True, False, False, False]] * 2)}  # fmt: skip
@@ -95,8 +96,7 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32():
 def test_every_parameter_gets_a_gradient(lowres):
     """With labels and context frames (and a low-res clip), one backward pass reaches every weight;
     the seed's adaptive-norm shift never did."""
-    cfg = UNetConfig(channels=16, mults=(1, 2), spatial_attn_levels=(1,), heads=2, cond_dim=5, lowres=lowres,
-                     mapping_channels=8)  # fmt: skip
+    cfg = tiny_unet(cond_dim=5, lowres=lowres, mapping_channels=8)
     model = UNet3D(cfg)
     torch.manual_seed(0)
     with torch.no_grad():  # zero-initialised output layers would block gradients to everything behind them
@@ -117,7 +117,7 @@ def test_every_parameter_gets_a_gradient(lowres):
 
 
 def test_labels_change_the_output_and_null_is_learned():
-    model = randomize(UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 3})))
+    model = randomize(UNet3D(tiny_unet(cond_dim=3)))
     x = torch.randn(2, 3, 4, 16, 16)
     t = torch.tensor([400, 400])
     cond = torch.tensor([[1.0, 0, 0]] * 4).expand(2, 4, 3)
@@ -132,7 +132,7 @@ def test_labels_change_the_output_and_null_is_learned():
 
 
 def test_per_frame_labels_reach_their_frame():
-    model = randomize(UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 2})))
+    model = randomize(UNet3D(tiny_unet(cond_dim=2)))
     x = torch.randn(1, 3, 4, 16, 16)
     a = torch.tensor([[[1.0, 0]] * 4])
     b = a.clone()
@@ -155,7 +155,7 @@ def test_context_frames_are_used():
 
 def test_save_load_round_trip_is_exact(tmp_path):
     model = randomize(
-        UNet3D(UNetConfig(**{**TINY.__dict__, "cond_dim": 4, "lowres": True, "mapping_channels": 8}))
+        UNet3D(tiny_unet(cond_dim=4, lowres=True, mapping_channels=8))
     )
     save_model(model, tmp_path / "m", extra={"kind": "upsampler", "size": 32})
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
@@ -171,7 +171,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
 
 def test_load_refuses_a_mismatch_and_never_unpickles(tmp_path, monkeypatch):
     save_model(UNet3D(TINY), tmp_path / "m")
-    config = (tmp_path / "m" / "config.json").read_text().replace('"channels": 16', '"channels": 8')
+    config = (tmp_path / "m" / "config.json").read_text().replace('"channels": 8', '"channels": 16')
     (tmp_path / "m" / "config.json").write_text(config)
 
     def no_pickles(*args, **kwargs):
@@ -184,3 +184,16 @@ def test_load_refuses_a_mismatch_and_never_unpickles(tmp_path, monkeypatch):
         load_model(tmp_path / "m")
     with pytest.raises(VdlibError, match=r"not a vdlib model \(missing config.json\)"):
         load_model(tmp_path)
+
+
+def test_dropout_draws_its_masks_from_the_generator_it_is_given():
+    model = randomize(UNet3D(tiny_unet(dropout=0.5))).train()
+    x, t = torch.randn(1, 3, 2, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([500])
+    with pytest.raises(RuntimeError, match="needs a generator"):
+        model(x, t)
+    outs = []
+    for seed in (1, 1, 2):
+        with model.dropout_generator(torch.Generator().manual_seed(seed)):
+            outs.append(model(x, t))
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+    assert torch.equal(model.eval()(x, t), model(x, t))  # no dropout at evaluation

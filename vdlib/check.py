@@ -2,7 +2,8 @@
 
 Every section is loaded and validated, then what only the sections together can tell: the frame
 size every model needs, that local sources and label tables exist and parse, that the pose model
-resolves, and that every explicit render request fits the labels the models will be trained on
+resolves, that the tables, timelines and pose sources lie in the folders dvc.yaml tracks for
+them, and that every explicit render request fits the labels the models will be trained on
 (names from the tables, the 17 keypoints for pose, none for ``labels.kind: none``). A bad value
 stops ``dvc repro`` in seconds, before fetching or training, with one line naming the param.
 """
@@ -12,10 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vdlib.conditions import ModelLabels, check_requests
-from vdlib.config import CASCADE, PARAMS_FILE, SECTIONS, ConfigError, read_params, section_from_dict
-from vdlib.errors import VdlibError
+from vdlib.common import VdlibError
+from vdlib.conditions import check_requests
+from vdlib.config import (
+    CASCADE,
+    PARAMS_FILE,
+    POSES_DIR,
+    SECTIONS,
+    TABLES_DIR,
+    TIMELINES_DIR,
+    ConfigError,
+    is_auto,
+    read_params,
+    section_from_dict,
+)
 from vdlib.fetch import source_kind
+from vdlib.labels import ModelLabels
 
 
 def cascade_sizes(base_size: int) -> dict[str, int]:
@@ -27,7 +40,7 @@ def planned_labels(labels_cfg: Any) -> ModelLabels:
     """The labels the models will be trained on, known from params alone (the tables' names)."""
     where = "the model"
     if labels_cfg.kind == "timestamps":
-        from vdlib.labels import label_names, read_table
+        from vdlib.tables import label_names, read_table
 
         ranges = []
         for i, table in enumerate(labels_cfg.tables):
@@ -41,6 +54,20 @@ def planned_labels(labels_cfg: Any) -> ModelLabels:
         resolve_pose_model(labels_cfg.pose.model)
         return ModelLabels("pose", list(KEYPOINT_NAMES), where)
     return ModelLabels("none", [], where)
+
+
+def check_tracked(key: str, paths: list[str], folder: Path) -> None:
+    """Every file of the param ``key`` lies under ``folder`` (relative to the project), the folder
+    dvc.yaml tracks for it: a file elsewhere would be no stage's dependency, so editing it would
+    leave stale outputs with ``dvc status`` saying all is up to date."""
+    inside = folder.resolve()
+    for i, text in enumerate(paths):
+        path = Path(text).expanduser().resolve()
+        if not path.is_relative_to(inside):
+            raise VdlibError(
+                f"{key}[{i}]: {text}: expected a file under {folder}/ (the folder dvc.yaml tracks for "
+                f"{key}, so that dvc repro sees its edits); copy it there"
+            )
 
 
 def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
@@ -79,5 +106,11 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
             )
 
     labels = planned_labels(cfg["labels"])
+    if cfg["labels"].kind == "timestamps":
+        check_tracked("labels.tables", cfg["labels"].tables, TABLES_DIR)
     check_requests(cfg["render"], labels)
+    for key, folder in (("timelines", TIMELINES_DIR), ("pose_from", POSES_DIR)):
+        value = getattr(cfg["render"], key)
+        if not is_auto(value):
+            check_tracked(f"render.{key}", value, folder)
     return {"labels": {"kind": labels.kind, "names": labels.names}}

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from vdlib import __version__
+from vdlib.common import VdlibError, run_main
 from vdlib.config import (
     CASCADE,
+    POSE_RUNTIMES,
     VIDEO_FORMATS,
     DemoConfig,
     ExtractConfig,
@@ -24,8 +26,6 @@ from vdlib.config import (
     RenderConfig,
     load_section,
 )
-from vdlib.errors import VdlibError
-from vdlib.stage import run_main, write_json
 
 
 def _cmd_demo_video(args: argparse.Namespace) -> None:
@@ -69,18 +69,10 @@ def _cmd_extract(args: argparse.Namespace) -> None:
 
 
 def _write_labels_outputs(args: argparse.Namespace, cfg: LabelsConfig) -> None:
-    from vdlib.frames import FrameStore
-    from vdlib.labels import label_summary, make_labels, write_labels
-    from vdlib.preview import write_preview
+    from vdlib.labelling import label_frames
 
     cfg.validate("vdlib labels")
-    store = FrameStore.open(args.frames)
-    labels = make_labels(store, cfg)
-    write_labels(labels, args.output)
-    if args.preview:
-        write_preview(store, labels, args.preview)
-    if args.summary:
-        write_json(label_summary(labels), args.summary)
+    labels = label_frames(args.frames, cfg, args.output, args.preview, args.summary)
     print(
         f"wrote {labels.kind} labels ({labels.dim} values per frame) "
         f"for {len(labels)} frames to {args.output}"
@@ -93,8 +85,9 @@ def _cmd_labels_timestamps(args: argparse.Namespace) -> None:
 
 def _cmd_labels_pose(args: argparse.Namespace) -> None:
     pose = PoseConfig(
-        model=args.model, batch=args.batch, imgsz=args.imgsz, conf=args.conf, device=args.device
-    )
+        model=args.model, batch=args.batch, imgsz=args.imgsz, conf=args.conf, device=args.device,
+        runtime=args.runtime,
+    )  # fmt: skip
     _write_labels_outputs(args, replace(LabelsConfig(kind="pose"), pose=pose))
 
 
@@ -201,16 +194,16 @@ def _cmd_init(args: argparse.Namespace) -> None:
     print("next: dvc repro (or dvc exp run), then look at reports/gifs and reports/eval/metrics.json")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``vdlib`` command."""
-    parser = argparse.ArgumentParser(prog="vdlib", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"vdlib {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+Subparsers = Any  # argparse's private _SubParsersAction
 
+
+def _add_demo_video(sub: Subparsers) -> None:
     demo = DemoConfig()
     p = sub.add_parser("demo-video", help="render the built-in procedural demo clip and its timestamp table")
     p.add_argument("-o", "--output", type=Path, required=True, help="video file (.mkv, .mp4, .webm)")
-    p.add_argument("--table", type=Path, default=Path("labels/demo.csv"), help="where to write the schedule")
+    p.add_argument(
+        "--table", type=Path, default=Path("labels/tables/demo.csv"), help="where to write the schedule"
+    )
     p.add_argument("--seconds", type=float, default=demo.seconds)
     p.add_argument("--fps", type=int, default=demo.fps)
     p.add_argument("--width", type=int, default=demo.width)
@@ -218,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=demo.seed)
     p.set_defaults(func=_cmd_demo_video)
 
+
+def _add_fetch(sub: Subparsers) -> None:
     fetch = FetchConfig()
     p = sub.add_parser(
         "fetch", help="download a video (YouTube or other page URL, direct URL) or copy a file"
@@ -227,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-height", type=int, default=fetch.max_height, help="best stream up to this height")
     p.set_defaults(func=_cmd_fetch)
 
+
+def _add_extract(sub: Subparsers) -> None:
     ext = ExtractConfig()
     p = sub.add_parser("extract", help="decode a video into square frames (frame store or PNG folders)")
     p.add_argument("video", type=Path)
@@ -241,30 +238,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-count", type=int, default=1000, help="PNGs per numbered folder (--format png)")
     p.set_defaults(func=_cmd_extract)
 
+
+def _label_outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("frames", type=Path, help="frame store folder")
+    p.add_argument("-o", "--output", type=Path, required=True, help="labels Parquet file")
+    p.add_argument("--preview", type=Path, help="also write a GIF with the labels drawn on the frames")
+    p.add_argument("--summary", type=Path, help="also write a JSON summary")
+
+
+def _add_labels(sub: Subparsers) -> None:
     labels = sub.add_parser("labels", help="make per-frame labels for a frame store")
     lsub = labels.add_subparsers(dest="labels_kind", required=True, metavar="KIND")
-
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("-o", "--output", type=Path, required=True, help="labels Parquet file")
-        q.add_argument("--preview", type=Path, help="also write a GIF with the labels drawn on the frames")
-        q.add_argument("--summary", type=Path, help="also write a JSON summary")
-
     p = lsub.add_parser("timestamps", help="labels from tables of time ranges (start,end,label[,group])")
-    p.add_argument("frames", type=Path, help="frame store folder")
+    _label_outputs(p)
     p.add_argument("tables", type=Path, nargs="+", help="CSV tables")
-    common(p)
     p.set_defaults(func=_cmd_labels_timestamps)
 
     pose = PoseConfig()
     p = lsub.add_parser("pose", help="labels from Ultralytics YOLO pose keypoints")
-    p.add_argument("frames", type=Path, help="frame store folder")
+    _label_outputs(p)
     p.add_argument("--model", default=pose.model, help="Ultralytics pose model path or name")
-    p.add_argument("--batch", type=int, default=pose.batch)
+    p.add_argument("--batch", type=int, default=pose.batch, help="frames per forward pass")
     p.add_argument("--imgsz", type=int, default=pose.imgsz, help="inference size (multiple of 32)")
     p.add_argument("--conf", type=float, default=pose.conf, help="minimum person confidence")
     p.add_argument("--device", default=pose.device, help="cpu, cuda, cuda:0, ...")
-    common(p)
+    p.add_argument(
+        "--runtime", choices=POSE_RUNTIMES, default=pose.runtime,
+        help="auto: ONNX Runtime on CPU, PyTorch on CUDA",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_labels_pose)
+
+
+def _add_init(sub: Subparsers) -> None:
     p = sub.add_parser(
         "init",
         help="write params.yaml for your own videos (sizes, windows, labels, steps for --minutes)",
@@ -274,13 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", help="video files, folders of videos, or URLs")
     p.add_argument(
         "--labels", nargs="+", metavar="none|pose|TABLE.csv",
-        help="none (default), pose, or timestamp tables (start,end,label[,group][,video])",
+        help="none (default), pose, or timestamp tables (start,end,label[,group][,video]), "
+        "copied into labels/tables/",
     )  # fmt: skip
     p.add_argument("--minutes", type=float, default=15.0, help="training time to plan for (default 15)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write")
     p.add_argument("--force", action="store_true", help="replace a params.yaml that has edits")
     p.set_defaults(func=_cmd_init)
 
+
+def _add_train(sub: Subparsers) -> None:
     p = sub.add_parser("train", help="train the base model or an upsampler with the settings in params.yaml")
     p.add_argument("kind", choices=("base", "upsampler"))
     p.add_argument("--size", type=int, help="upsampler output size (64, 128, ...)")
@@ -295,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
+
+def _add_generate(sub: Subparsers) -> None:
     p = sub.add_parser(
         "generate",
         help="generate videos through the cascade (base, then upsamplers)",
@@ -333,9 +343,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", help="sampling steps; one number, or one per model (e.g. 20,4,4)")
     p.add_argument("--guidance", help="classifier-free guidance scale; one, or one per model")
     p.add_argument("--context", help="frames carried into each next window; one, or one per model")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="defaults (section render)")
     p.set_defaults(func=_cmd_generate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``vdlib`` command: one subcommand per pipeline function."""
+    parser = argparse.ArgumentParser(prog="vdlib", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vdlib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_demo_video, _add_fetch, _add_extract, _add_labels, _add_init, _add_train, _add_generate):
+        add(sub)
     return parser
 
 

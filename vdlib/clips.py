@@ -1,7 +1,7 @@
 """Training batches from the frame store: clips as tensors, resized, with labels and low-res inputs.
 
-Every batch is a pure function of (seed, step, rank), so a resumed run sees exactly the batches an
-uninterrupted one would, whatever the number of DataLoader workers.
+Every batch is a pure function of (seed, step, rank) (``Stream.BATCH``), so a resumed run sees
+exactly the batches an uninterrupted one would, whatever the number of DataLoader workers.
 """
 
 from __future__ import annotations
@@ -15,11 +15,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch.utils.data import Dataset
 
 from vdlib.frames import ClipWindows, FrameStore
-
-
-def step_generator(seed: int, step: int, rank: int = 0, stream: int = 0) -> torch.Generator:
-    """A CPU generator for one (seed, step, rank, stream): 0 = data, 1 = noise, 2 = samples."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + rank) * 17 + stream)
+from vdlib.randomness import Stream, step_generator
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
@@ -83,7 +79,7 @@ class ClipBatches(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         step = self.first_step + i
-        gen = step_generator(self.seed, step, self.rank, stream=0)
+        gen = step_generator(self.seed, step, self.rank, Stream.BATCH)
         valid = self.windows.train_starts
         starts = valid[torch.randint(0, len(valid), (self.spec.batch,), generator=gen).numpy()]
         rows = self.windows.rows(starts)

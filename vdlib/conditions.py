@@ -26,27 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vdlib.config import ExtractConfig, PoseConfig, RenderConfig, is_auto
-from vdlib.errors import VdlibError
-from vdlib.labels import LabelRangeWarning, Labels, cond_from_ranges, read_labels, read_table
+from vdlib.common import VdlibError
+from vdlib.config import TIMELINES_DIR, ExtractConfig, PoseConfig, RenderConfig, is_auto
+from vdlib.labels import Labels, ModelLabels, read_labels
+from vdlib.tables import LabelRangeWarning, cond_from_ranges, read_table
 
-TIMELINES_DIR = Path("labels/timelines")  # where 'auto' looks for timelines
-
-
-@dataclass(frozen=True)
-class ModelLabels:
-    """The labels a model was trained with (from its ``config.json``)."""
-
-    kind: str  # none | timestamps | pose
-    names: list[str]
-    where: str  # the model folder, for messages
-
-    @property
-    def conditioned(self) -> bool:
-        return self.kind != "none" and bool(self.names)
-
-    def valid(self) -> str:
-        return ", ".join(self.names)
 
 
 @dataclass(frozen=True)

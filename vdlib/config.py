@@ -14,13 +14,18 @@ from typing import Any, TypeVar
 
 import yaml
 
-from vdlib.errors import VdlibError
+from vdlib.common import VdlibError
 
 PRECISIONS = ("auto", "fp32", "bf16")  # autocast choices of training and rendering
 
 T = TypeVar("T")
 
 PARAMS_FILE = Path("params.yaml")
+# The folders dvc.yaml tracks for the files params name: the labels stage depends on its tables, the
+# render stage on its timelines and pose sources. The check stage refuses files outside them.
+TABLES_DIR = Path("labels/tables")  # labels.tables: timestamp tables of the training videos
+TIMELINES_DIR = Path("labels/timelines")  # render.timelines: labels over time of generated videos
+POSES_DIR = Path("labels/poses")  # render.pose_from: videos or pose labels files driving poses
 
 
 class ConfigError(VdlibError):
@@ -138,7 +143,7 @@ class LabelsConfig:
     """Per-frame labels: none, from timestamp tables, or from pose keypoints."""
 
     kind: str = "timestamps"
-    tables: list[str] = field(default_factory=lambda: ["labels/demo.csv"])
+    tables: list[str] = field(default_factory=lambda: ["labels/tables/demo.csv"])
     pose: PoseConfig = field(default_factory=PoseConfig)
 
     def validate(self, where: str) -> None:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vdlib.atomic import atomic_output
+from vdlib.common import atomic_output, progress
 from vdlib.config import DemoConfig
-from vdlib.progress import progress
 from vdlib.video import VideoWriter
 
 SHAPES = ("circle", "square", "triangle")

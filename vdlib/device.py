@@ -7,8 +7,8 @@ import os
 
 import torch
 
+from vdlib.common import VdlibError
 from vdlib.config import PRECISIONS
-from vdlib.errors import VdlibError
 
 DEVICES = "auto, cpu, cuda or cuda:N"
 

@@ -20,8 +20,8 @@ from diffusers import (
     EulerDiscreteScheduler,
 )
 
+from vdlib.common import VdlibError
 from vdlib.config import PREDICTIONS, SAMPLERS, SCHEDULES, DiffusionConfig
-from vdlib.errors import VdlibError
 
 
 def training_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:

@@ -26,12 +26,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from vdlib.cascade import CascadeModel, run_model, to_uint8
 from vdlib.clips import resize_clip, to_model_range
+from vdlib.common import atomic_output, progress, write_json
 from vdlib.config import CASCADE, EvaluateConfig, PoseConfig
-from vdlib.errors import VdlibError
 from vdlib.frames import ClipWindows, FrameStore
-from vdlib.progress import progress
-from vdlib.render import CascadeModel, Rendered, run_model, to_uint8
+from vdlib.labels import Labels
+from vdlib.render import Rendered
+from vdlib.train import JobData
 
 # --------------------------------------------------------------------------------------------------
 # Image measures
@@ -207,15 +209,15 @@ def label_accuracy(
 
 
 def upsampler_fidelity(
-    step: CascadeModel, real: np.ndarray, cond: np.ndarray | None, seed: int, device: torch.device
+    model: CascadeModel, real: np.ndarray, cond: np.ndarray | None, seed: int, device: torch.device
 ) -> dict[str, float]:
     """PSNR/SSIM of the upsampler and of bicubic upscaling on real clips (C, K, S, S, 3) uint8."""
-    size = step.size
+    size = model.size
     outs, bicubic, targets = [], [], []
     for i, clip in enumerate(real):
         high = resize_frames(clip, size)
         low = resize_clip(to_model_range(clip)[None], size // 2)
-        made = run_model(step, 0, None if cond is None else cond[i], len(clip), seed + i, device, low)
+        made = run_model(model, 0, None if cond is None else cond[i], len(clip), seed + i, device, low)
         outs.append(to_uint8(made.clip))
         flat = low[0].transpose(0, 1)  # (K, 3, s, s)
         up = F.interpolate(flat, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
@@ -349,13 +351,171 @@ def temporal_consistency(rendered: Rendered, real_difference: float) -> tuple[di
 
 
 def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    from vdlib.atomic import atomic_output
-
     lines = [",".join(header)] + [
         ",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in r) for r in rows
     ]
     with atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+# Every plot table dvc.yaml declares, with its columns: written for every labels kind (a table that
+# does not apply keeps its header and no rows).
+PLOTS = {
+    "label_accuracy": ["group", "generated", "real_heldout"],
+    "temporal": ["pair", "generated", "real"],
+    "upsampler": ["model", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
+    "pose": ["video", "keypoint_distance", "person_found"],
+}
+
+
+@dataclass
+class Evaluation:
+    """What the metrics are computed from: the real frames and labels, what was rendered, the models
+    (named by their place in the cascade) with their data, and the settings."""
+
+    store: FrameStore
+    labels: Labels
+    rendered: Rendered
+    models: dict[str, tuple[CascadeModel, JobData]]
+    cfg: EvaluateConfig
+    pose: PoseConfig
+    device: torch.device
+
+    @property
+    def real(self) -> RealReference:
+        """Real frames split as the base model split them."""
+        return RealReference(self.store, next(iter(self.models.values()))[1].windows)
+
+    @property
+    def size(self) -> int:
+        """The size of the generated videos."""
+        return int(self.rendered.manifest["models"][-1]["size"])
+
+    def videos(self, request: str | None = None) -> list[str]:
+        """Names of the rendered videos that were given labels (of kind ``request``, when given)."""
+        return [
+            v["name"] for v in self.rendered.manifest["videos"]
+            if v["name"] in self.rendered.cond and (request is None or v["request"] == request)
+        ]  # fmt: skip
+
+
+def validation_losses(ev: Evaluation) -> dict[str, float]:
+    """Each model's loss on the held-out tails at fixed noise levels, exactly as its training scored it."""
+    out = {}
+    for name, (model, data) in ev.models.items():
+        sample_aug = model.sample_aug if model.is_upsampler else None
+        out[name] = data.validation(model.diffusion, sample_aug, int(model.meta["seed"])).loss(
+            model.net, ev.device
+        )
+    return out
+
+
+def label_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Label accuracy of the conditioned videos next to the classifier's on real held-out frames."""
+    conditioned = ev.videos()
+    if ev.labels.kind != "timestamps" or not conditioned:
+        return {}, []
+    real, labels, rendered, size = ev.real, ev.labels, ev.rendered, ev.cfg.classifier_size
+    train_rows, val_rows = real.windows.train_frames, real.windows.val_frames
+    classifier = train_classifier(ev.store.frames[train_rows], labels.cond[train_rows], labels.names, ev.cfg)
+    generated = label_accuracy(
+        classifier,
+        np.concatenate([rendered.frames[n] for n in conditioned]),
+        np.concatenate([rendered.cond[n] for n in conditioned]),
+        labels.names,
+        size,
+    )
+    held_out = label_accuracy(
+        classifier, ev.store.frames[val_rows], labels.cond[val_rows], labels.names, size
+    )
+    rows = [[g, generated[g], held_out.get(g, float("nan"))] for g in generated]
+    return {"label_accuracy": {"generated": generated, "real_heldout": held_out}}, rows
+
+
+def temporal_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Temporal consistency at the size of the generated videos."""
+    real_diff = ev.real.temporal_difference(ev.size)
+    temporal, per_pair = temporal_consistency(ev.rendered, real_diff)
+    rows = [[i + 1, float(d), real_diff] for i, d in enumerate(per_pair)]
+    return {"temporal": {**temporal, "real_difference": real_diff}}, rows
+
+
+def upsampler_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Upsampler fidelity on held-out real clips, next to bicubic upscaling."""
+    fidelity = {}
+    for name, (model, data) in ev.models.items():
+        if model.is_upsampler:
+            idx = data.windows.rows(data.windows.val_starts(ev.cfg.fidelity_clips))
+            clips = np.stack([np.asarray(ev.store.frames[row]) for row in idx])
+            cond = ev.labels.cond[idx] if model.labels.conditioned else None
+            fidelity[name] = upsampler_fidelity(model, clips, cond, ev.cfg.seed, ev.device)
+    rows = [[n, f["psnr"], f["bicubic_psnr"], f["ssim"], f["bicubic_ssim"]] for n, f in fidelity.items()]
+    return ({"upsampler": fidelity} if fidelity else {}), rows
+
+
+def pose_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Pose fidelity of pose-driven videos, next to the real held-out frames (the ceiling)."""
+    posed = ev.videos("pose")
+    if ev.labels.kind != "pose" or not posed:
+        return {}, []
+    from vdlib.pose import load_pose_model
+
+    pose_model = load_pose_model(ev.pose)
+    rendered, size = ev.rendered, ev.size
+    per_video = {
+        n: pose_fidelity(
+            pose_model, rendered.frames[n], rendered.cond[n].reshape(len(rendered.frames[n]), -1, 3), ev.pose
+        )
+        for n in posed
+    }
+    val_rows = ev.real.windows.val_frames
+    real_frames = np.asarray(ev.store.frames[val_rows])
+    asked = ev.labels.cond[val_rows].reshape(len(val_rows), -1, 3)
+    base_size = next(iter(ev.models.values()))[0].size
+    references = {
+        # The real frames at the generated size: the pose model's agreement with itself.
+        "real_heldout": resize_frames(real_frames, size),
+        # ...and as the base model's resolution shows them (down to its size, back up bilinear):
+        # what a perfect base model would give before the upsamplers add detail.
+        "real_heldout_at_base": resize_frames(resize_frames(real_frames, base_size), size),
+    }
+    ceilings = {k: pose_fidelity(pose_model, v, asked, ev.pose) for k, v in references.items()}
+    rows = [
+        [name, r["keypoint_distance"], r["person_found"]]
+        for name, r in [*per_video.items(), *ceilings.items()]
+    ]
+    return {"pose": {**_pooled(list(per_video.values())), **ceilings}}, rows
+
+
+def open_evaluation(
+    frames: str | Path,
+    labels_path: str | Path,
+    render_dir: str | Path,
+    models: list[str | Path],
+    params_file: str | Path,
+) -> Evaluation:
+    """Everything :func:`evaluate` reads: the params' evaluate, render and pose settings, the frame
+    store, labels and rendered videos, and the models with their sampling settings (by place in the
+    cascade, as rendering uses them) and data."""
+    from vdlib.cascade import load_cascade
+    from vdlib.config import load_section
+    from vdlib.device import resolve_device
+    from vdlib.labels import read_labels
+
+    render_cfg = load_section("render", params_file)
+    device = resolve_device(render_cfg.device, "render.device")
+    names = CASCADE[: len(models)]
+    cascade = load_cascade(
+        list(models), render_cfg.sampling()[: len(models)], [f"render.{n}" for n in names], device
+    )
+    opened = {
+        name: (m, JobData.for_model(Path(frames), Path(labels_path), m))
+        for name, m in zip(names, cascade, strict=True)
+    }
+    return Evaluation(
+        FrameStore.open(frames), read_labels(labels_path), Rendered.open(render_dir), opened,
+        load_section("evaluate", params_file), load_section("labels", params_file).pose, device,
+    )  # fmt: skip
 
 
 def evaluate(
@@ -367,119 +527,23 @@ def evaluate(
     params_file: str | Path = "params.yaml",
 ) -> dict[str, Any]:
     """Compute every metric that applies to the labels' kind; write ``metrics.json`` and every plot
-    table to ``out_dir`` (a table that does not apply keeps its header and no rows); return them."""
-    from vdlib.config import load_section
-    from vdlib.device import resolve_device
-    from vdlib.labels import read_labels
-    from vdlib.render import open_model
-    from vdlib.stage import write_json
-    from vdlib.train import JobData, train_job_from_params
-
-    cfg: EvaluateConfig = load_section("evaluate", params_file)
-    render_cfg = load_section("render", params_file)
-    pose_cfg = load_section("labels", params_file).pose
-    device = resolve_device(render_cfg.device, "render.device")
-    out_dir, plots = Path(out_dir), Path(out_dir) / "plots"
-    store = FrameStore.open(frames)
-    labels = read_labels(labels_path)
-    rendered = Rendered.open(render_dir)
-    metrics: dict[str, Any] = {"labels": labels.kind, "videos": len(rendered.manifest["videos"])}
-
-    # Validation loss of every model, on the held-out tails as in training.
-    opened: dict[str, tuple[CascadeModel, JobData]] = {}
-    metrics["val_loss"] = {}
-    for folder in map(Path, models):
-        if folder.name not in CASCADE:
-            raise VdlibError(f"{folder}: expected a model folder named one of {', '.join(CASCADE)}")
-        model = open_model(folder, getattr(render_cfg, folder.name), f"render.{folder.name}", device)
-        kind = "upsampler" if model.is_upsampler else "base"
-        job = train_job_from_params(kind, frames, labels_path, folder, out_dir, model.size, params_file)
-        data = JobData.open(job)
-        metrics["val_loss"][folder.name] = data.val_loss(job, model.model, device)
-        opened[folder.name] = (model, data)
-    base_model, base_data = next(iter(opened.values()))
-    real = RealReference(store, base_data.windows)  # the base model's split
-
-    # Label accuracy (timestamp labels).
-    rows: list[list[Any]] = []
-    conditioned = [v["name"] for v in rendered.manifest["videos"] if v["name"] in rendered.cond]
-    if labels.kind == "timestamps" and conditioned:
-        train_rows, val_rows = real.windows.train_frames, real.windows.val_frames
-        classifier = train_classifier(store.frames[train_rows], labels.cond[train_rows], labels.names, cfg)
-        size = cfg.classifier_size
-        generated = label_accuracy(
-            classifier,
-            np.concatenate([rendered.frames[n] for n in conditioned]),
-            np.concatenate([rendered.cond[n] for n in conditioned]),
-            labels.names,
-            size,
-        )
-        held_out = label_accuracy(
-            classifier, store.frames[val_rows], labels.cond[val_rows], labels.names, size
-        )
-        metrics["label_accuracy"] = {"generated": generated, "real_heldout": held_out}
-        rows = [[g, generated[g], held_out.get(g, float("nan"))] for g in generated]
-    _csv(plots / "label_accuracy.csv", ["group", "generated", "real_heldout"], rows)
-
-    # Temporal consistency at the size of the generated videos.
-    size = int(rendered.manifest["models"][-1]["size"])
-    real_diff = real.temporal_difference(size)
-    temporal, per_pair = temporal_consistency(rendered, real_diff)
-    metrics["temporal"] = {**temporal, "real_difference": real_diff}
-    _csv(
-        plots / "temporal.csv",
-        ["pair", "generated", "real"],
-        [[i + 1, float(d), real_diff] for i, d in enumerate(per_pair)],
-    )
-
-    # Upsampler fidelity on held-out real clips.
-    fidelity = {}
-    for name, (model, data) in opened.items():
-        if model.is_upsampler:
-            idx = data.windows.rows(data.windows.val_starts(cfg.fidelity_clips))
-            clips = np.stack([np.asarray(store.frames[row]) for row in idx])
-            cond = labels.cond[idx] if model.labels.conditioned else None
-            fidelity[name] = upsampler_fidelity(model, clips, cond, cfg.seed, device)
-    if fidelity:
-        metrics["upsampler"] = fidelity
-    _csv(
-        plots / "upsampler.csv",
-        ["model", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
-        [[n, f["psnr"], f["bicubic_psnr"], f["ssim"], f["bicubic_ssim"]] for n, f in fidelity.items()],
-    )
-
-    # Pose fidelity of pose-driven videos, next to the real held-out frames (the ceiling).
-    rows = []
-    posed = [v["name"] for v in rendered.manifest["videos"] if v["request"] == "pose"]
-    if labels.kind == "pose" and posed:
-        from vdlib.pose import load_pose_model
-
-        pose_model = load_pose_model(pose_cfg)
-        per_video = {
-            n: pose_fidelity(
-                pose_model, rendered.frames[n], rendered.cond[n].reshape(len(rendered.frames[n]), -1, 3),
-                pose_cfg,
-            )
-            for n in posed
-        }  # fmt: skip
-        val_rows = real.windows.val_frames
-        real_frames = np.asarray(store.frames[val_rows])
-        asked = labels.cond[val_rows].reshape(len(val_rows), -1, 3)
-        references = {
-            # The real frames at the generated size: the pose model's agreement with itself.
-            "real_heldout": resize_frames(real_frames, size),
-            # ...and as the base model's resolution shows them (down to its size, back up bilinear):
-            # what a perfect base model would give before the upsamplers add detail.
-            "real_heldout_at_base": resize_frames(resize_frames(real_frames, base_model.size), size),
-        }
-        ceilings = {k: pose_fidelity(pose_model, v, asked, pose_cfg) for k, v in references.items()}
-        metrics["pose"] = {**_pooled(list(per_video.values())), **ceilings}
-        rows = [
-            [name, r["keypoint_distance"], r["person_found"]]
-            for name, r in [*per_video.items(), *ceilings.items()]
-        ]
-    _csv(plots / "pose.csv", ["video", "keypoint_distance", "person_found"], rows)
-
-    metrics["sampling"] = sampling_cost(rendered)
-    write_json(metrics, out_dir / "metrics.json")
+    table of :data:`PLOTS` to ``out_dir``; return the metrics."""
+    ev = open_evaluation(frames, labels_path, render_dir, models, params_file)
+    metrics: dict[str, Any] = {
+        "labels": ev.labels.kind,
+        "videos": len(ev.rendered.manifest["videos"]),
+        "val_loss": validation_losses(ev),
+    }
+    plots = {
+        "label_accuracy": label_metrics,
+        "temporal": temporal_metrics,
+        "upsampler": upsampler_metrics,
+        "pose": pose_metrics,
+    }
+    for name, measure in plots.items():
+        found, rows = measure(ev)
+        metrics.update(found)
+        _csv(Path(out_dir) / "plots" / f"{name}.csv", PLOTS[name], rows)
+    metrics["sampling"] = sampling_cost(ev.rendered)
+    write_json(metrics, Path(out_dir) / "metrics.json")
     return metrics

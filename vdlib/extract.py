@@ -11,11 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vdlib.atomic import atomic_output
+from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import ExtractConfig
-from vdlib.errors import VdlibError
 from vdlib.frames import FrameStore, FrameStoreWriter
-from vdlib.progress import progress
 from vdlib.video import DecodeResult, VideoInfo, check_path, decode_frames, decode_to_file
 
 # A decode counts as short when it yields fewer frames than the probed duration promises, beyond

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from vdlib.atomic import atomic_output
+from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import DemoConfig
-from vdlib.errors import VdlibError
-from vdlib.progress import progress
 from vdlib.video import ffmpeg_exe, probe, remux
 
 OUTPUT_SUFFIXES = {".mkv": "matroska", ".webm": "webm", ".mp4": "mp4", ".mov": "mov"}

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vdlib.errors import VdlibError
+from vdlib.common import VdlibError
 
 FRAMES_FILE = "frames.npy"
 INDEX_FILE = "index.parquet"

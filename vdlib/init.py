@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
+from vdlib.common import VdlibError
 from vdlib.config import SECTIONS, ModelTrainConfig, UpsamplerConfig, section_from_dict
-from vdlib.errors import VdlibError
 
 STAMP = "# vdlib init: sha256="
 TARGET_SECONDS = 2.0  # motion a base clip spans
@@ -131,7 +131,7 @@ def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, steps: int
     for i in range(steps + 1):
         tick = time.perf_counter()
         gen = torch.Generator().manual_seed(i)
-        loss = training_loss(model, diffusion, batch, cfg, gen, device, 0.0, precision)
+        loss = training_loss(model, diffusion, batch, cfg, gen, device, None, precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -140,9 +140,31 @@ def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, steps: int
     return float(sorted(times)[len(times) // 2])
 
 
+def adopt_tables(tables: list[str]) -> list[str]:
+    """The tables as paths under ``labels/tables/``, the folder the labels stage tracks: a table
+    elsewhere is copied there (an existing different file of the same name is an error)."""
+    import shutil
+
+    from vdlib.config import TABLES_DIR
+
+    adopted = []
+    for table in tables:
+        source = Path(table).expanduser()
+        if source.resolve().is_relative_to(TABLES_DIR.resolve()):
+            adopted.append(table)
+            continue
+        dest = TABLES_DIR / source.name
+        if dest.exists() and dest.read_bytes() != source.read_bytes():
+            raise VdlibError(f"--labels: {table}: {dest} exists with other content; rename one of them")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        adopted.append(dest.as_posix())
+    return adopted
+
+
 def label_settings(labels: list[str]) -> tuple[dict[str, Any], int, str]:
-    """The ``labels`` section for ``--labels none``, ``pose`` or timestamp tables, the length of each
-    frame's label vector, and why."""
+    """The ``labels`` section for ``--labels none``, ``pose`` or timestamp tables (copied into
+    ``labels/tables/`` when they lie elsewhere), the length of each frame's label vector, and why."""
     if not labels or labels == ["none"]:
         return {"kind": "none", "tables": []}, 0, "no labels: unconditioned videos"
     if labels == ["pose"]:
@@ -150,14 +172,15 @@ def label_settings(labels: list[str]) -> tuple[dict[str, Any], int, str]:
 
         why = "pose labels (yolo11n-pose); videos driven by held-out poses"
         return {"kind": "pose", "tables": []}, len(KEYPOINT_NAMES), why
-    from vdlib.labels import label_names, read_table
+    from vdlib.tables import label_names, read_table
 
     for table in labels:
         if table in ("none", "pose"):
             raise VdlibError(f"--labels: {table!r} cannot be combined with tables")
     names = label_names([r for table in labels for r in read_table(table)])
-    why = f"timestamp labels from {', '.join(labels)}: {len(names)} labels"
-    return {"kind": "timestamps", "tables": list(labels)}, len(names), why
+    tables = adopt_tables(labels)
+    why = f"timestamp labels from {', '.join(tables)}: {len(names)} labels"
+    return {"kind": "timestamps", "tables": tables}, len(names), why
 
 
 def _stamped(text: str) -> str:
@@ -242,8 +265,8 @@ def write_params(params: dict[str, Any], reasons: list[str], path: Path, force: 
     body = "# Written by `vdlib init`; every choice below can be changed (see the README).\n"
     body += "".join(f"#   {r}\n" for r in reasons)
     body += yaml.safe_dump(params, sort_keys=False)
-    from vdlib.atomic import atomic_output
     from vdlib.check import check_params
+    from vdlib.common import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(_stamped(body))

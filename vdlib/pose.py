@@ -15,14 +15,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import ImageDraw
 
-from vdlib.atomic import atomic_output
+from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import PoseConfig
-from vdlib.errors import VdlibError
 from vdlib.frames import FrameStore
 from vdlib.labels import Labels
-from vdlib.progress import progress
 
 KEYPOINTS = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -156,17 +153,3 @@ def pose_labels(store: FrameStore, cfg: PoseConfig) -> Labels:
         person=person,
         source=[cfg.model],
     )
-
-
-def draw_skeleton(draw: ImageDraw.ImageDraw, keypoints: np.ndarray, size: int, min_conf: float = 0.3) -> None:
-    """Draw one person's (17, 3) normalised keypoints onto a ``size``-pixel square image."""
-    xy = keypoints[:, :2] * size
-    ok = keypoints[:, 2] >= min_conf
-    width = max(1, size // 96)
-    for a, b in SKELETON:
-        if ok[a] and ok[b]:
-            draw.line([tuple(xy[a]), tuple(xy[b])], fill=(0, 255, 120), width=width)
-    r = max(1.5, size / 100)
-    for (x, y), good in zip(xy, ok, strict=True):
-        if good:
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 60, 60))

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from vdlib.frames import FrameStore
 from vdlib.labels import Labels
-from vdlib.pose import draw_skeleton
+from vdlib.pose import SKELETON
 from vdlib.video import write_gif
 
 
@@ -24,6 +24,20 @@ def label_caption(labels: Labels, i: int) -> str:
         return "person" if labels.person is not None and labels.person[i] else "no person"
     active = [name for name, v in zip(labels.names, labels.cond[i], strict=True) if v > 0.5]
     return " ".join(name.partition("=")[2] for name in active) or "-"
+
+
+def draw_skeleton(draw: ImageDraw.ImageDraw, keypoints: np.ndarray, size: int, min_conf: float = 0.3) -> None:
+    """Draw one person's (17, 3) normalised keypoints onto a ``size``-pixel square image."""
+    xy = keypoints[:, :2] * size
+    ok = keypoints[:, 2] >= min_conf
+    width = max(1, size // 96)
+    for a, b in SKELETON:
+        if ok[a] and ok[b]:
+            draw.line([tuple(xy[a]), tuple(xy[b])], fill=(0, 255, 120), width=width)
+    r = max(1.5, size / 100)
+    for (x, y), good in zip(xy, ok, strict=True):
+        if good:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 60, 60))
 
 
 def write_preview(
@@ -60,7 +74,7 @@ def write_contact_sheet(
     Small frames are enlarged (nearest neighbour) to at least ``min_size``; ``poses`` (F, 17, 3), if
     given, are drawn over their frames.
     """
-    from vdlib.atomic import atomic_output
+    from vdlib.common import atomic_output
 
     n, s = len(frames), frames.shape[1]
     scale = max(1, -(-min_size // s))

@@ -1,9 +1,10 @@
 """The training loop for the base model and the upsamplers: AdamW with warm-up, gradient clipping,
 EMA weights, DDP under ``torchrun``, DVCLive logs, atomic resumable checkpoints.
 
-All randomness of a step (its clips, noise levels, noise, label dropout, context frames) is drawn
-from generators seeded by (seed, step, rank), so a run killed and resumed from its last checkpoint
-ends with exactly the weights of an uninterrupted run.
+Every random draw of a step (its clips, noise levels, noise, label dropout, context frames, dropout
+masks) comes from the named streams of :mod:`vdlib.randomness`, seeded by (seed, step, rank), so a
+run killed and resumed from its last checkpoint ends with exactly the weights of an uninterrupted
+run.
 
 The resumable state (weights, EMA, optimizer, step, metric history) lives outside DVC's outputs in
 ``.vdlib/resume/<name>-<hash of params and inputs>/`` and is removed when training completes; the
@@ -18,7 +19,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +30,24 @@ import torch.nn.functional as F  # noqa: N812
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
-from vdlib.atomic import atomic_output
-from vdlib.clips import BatchSpec, ClipBatches, make_batch, step_generator
-from vdlib.config import ModelTrainConfig, TrainConfig, UpsamplerConfig
+from vdlib.cascade import CascadeModel, run_model, to_uint8
+from vdlib.clips import BatchSpec, ClipBatches, make_batch, resize_clip, to_model_range
+from vdlib.common import VdlibError, atomic_output, progress
+from vdlib.config import ModelTrainConfig, SamplingConfig, TrainConfig, UpsamplerConfig
 from vdlib.device import autocast, available_cores, resolve_device, resolve_precision
-from vdlib.diffusion import Diffusion, sample
-from vdlib.errors import VdlibError
+from vdlib.diffusion import Diffusion
 from vdlib.frames import ClipWindows, FrameStore
 from vdlib.labels import Labels, read_labels
-from vdlib.progress import progress
+from vdlib.lowres import Residual, lowres_inputs
+from vdlib.randomness import Stream, device_generator, step_generator
 from vdlib.unet import UNet3D, UNetConfig, save_model
 from vdlib.video import write_gif
 
 RESUME_ROOT = Path(".vdlib/resume")
 VAL_CLIPS = 8
 VAL_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)  # fractions of T: fixed noise levels for validation
+# Training samples go through the render path with these settings (one window, no context).
+SAMPLE_SETTINGS = SamplingConfig(sampler="dpmsolver++", steps=20, guidance=1.0, context=0)
 
 
 @dataclass(frozen=True)
@@ -117,23 +121,16 @@ class EMA:
             else:
                 self.shadow[k].copy_(v)
 
-    def copy_to(self, model: torch.nn.Module) -> torch.nn.Module:
+    def model(self, like: UNet3D, device: torch.device) -> UNet3D:
+        """A fresh network of ``like``'s config holding the averaged weights, in eval mode."""
+        model = UNet3D(like.cfg).to(device).eval()
         model.load_state_dict(self.shadow)
         return model
 
 
-def _unwrap(model: torch.nn.Module) -> UNet3D:
-    model = getattr(model, "module", model)  # DDP
-    return getattr(model, "_orig_mod", model)  # torch.compile
-
-
-def diffused_clip(batch: dict[str, torch.Tensor], residual_scale: float = 0.0) -> torch.Tensor:
-    """What the model diffuses: the clip, or for a residual upsampler (``residual_scale`` > 0) the clip
-    minus its (clean, resized) low-res input times the scale, so an untrained upsampler already gives
-    the bilinear upscale and the noise levels span the detail it adds."""
-    if residual_scale:
-        return (batch["clip"] - batch["lowres"]) * residual_scale
-    return batch["clip"]
+# --------------------------------------------------------------------------------------------------
+# Data and losses
+# --------------------------------------------------------------------------------------------------
 
 
 def measure_residual_scale(
@@ -145,9 +142,18 @@ def measure_residual_scale(
         return 0.0
     valid = windows.train_starts
     starts = valid[np.unique(np.linspace(0, len(valid) - 1, num=32).round().astype(int))]
-    batch = make_batch(store, cond, replace(spec, crop=0), windows.rows(starts))
+    batch = make_batch(
+        store, cond, BatchSpec(spec.size, spec.batch, False, lowres=True), windows.rows(starts)
+    )
     std = float((batch["clip"] - batch["lowres"]).std())
     return round(target_std / max(std, 1e-3), 4)
+
+
+def _center_crop(batch: dict[str, torch.Tensor], crop: int) -> dict[str, torch.Tensor]:
+    if not crop or crop >= batch["clip"].shape[-1]:
+        return batch
+    off = (batch["clip"].shape[-1] - crop) // 2
+    return {k: v[..., off : off + crop, off : off + crop] if v.ndim == 5 else v for k, v in batch.items()}
 
 
 def training_loss(
@@ -157,12 +163,13 @@ def training_loss(
     cfg: ModelTrainConfig,
     gen: torch.Generator,
     device: torch.device,
-    residual_scale: float = 0.0,
+    residual: Residual | None = None,
     precision: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Noise a batch of clips at uniform levels and score the network's prediction (MSE); the forward
-    pass runs under autocast to ``precision`` when one is given."""
-    clip = diffused_clip(batch, residual_scale)
+    pass runs under autocast to ``precision`` when one is given. Every draw comes from ``gen``."""
+    upscaled = batch.get("lowres")
+    clip = (residual or Residual()).target(batch["clip"], upscaled)
     b, _, frames = clip.shape[:3]
     t = diffusion.sample_timesteps(b, gen)
     noise = torch.randn(clip.shape, generator=gen)
@@ -173,13 +180,9 @@ def training_loss(
     independent = batch.get("independent", torch.zeros(b, dtype=torch.bool))
     with_context &= ~independent  # unrelated frames continue nothing
     given[with_context] = torch.arange(frames)[None, :] < counts[with_context, None]
-    kwargs: dict[str, Any] = {}
+    inputs: dict[str, torch.Tensor] = {}
     if isinstance(cfg, UpsamplerConfig):
-        level = torch.rand(b, generator=gen) * cfg.noise_aug
-        aug_noise = torch.randn(clip.shape, generator=gen)
-        level_t = (level * (diffusion.cfg.timesteps - 1)).long()
-        kwargs["lowres"] = diffusion.add_noise(batch["lowres"], aug_noise, level_t).to(device)
-        kwargs["aug_level"] = level.to(device)
+        inputs = lowres_inputs(diffusion, upscaled, torch.rand(b, generator=gen) * cfg.noise_aug, gen)
     x_t = diffusion.add_noise(clip, noise, t)
     target = diffusion.target(clip, noise, t).to(device)
     cond = batch["cond"].to(device) if batch["cond"].shape[-1] else None
@@ -192,58 +195,112 @@ def training_loss(
             context=clip.to(device),
             context_mask=given.to(device),
             independent=independent.to(device),
-            **kwargs,
+            **{k: v.to(device) for k, v in inputs.items()},
         )
     scored = (~given).float()[:, None, :, None, None]  # (B, 1, F, 1, 1): context frames are not scored
     weight = (scored * diffusion.loss_weight(t).view(-1, 1, 1, 1, 1)).to(device)
     return ((out.float() - target) ** 2 * weight).sum() / scored.expand_as(target).sum().clamp(min=1)
 
 
-def _center_crop(batch: dict[str, torch.Tensor], crop: int) -> dict[str, torch.Tensor]:
-    if not crop or crop >= batch["clip"].shape[-1]:
-        return batch
-    off = (batch["clip"].shape[-1] - crop) // 2
-    return {k: v[..., off : off + crop, off : off + crop] if v.ndim == 5 else v for k, v in batch.items()}
+@dataclass
+class ValidationSet:
+    """Held-out clips, noised at fixed levels with fixed noise: a loss comparable across steps, runs
+    and the evaluate stage."""
 
+    batch: dict[str, torch.Tensor]
+    diffusion: Diffusion
+    residual: Residual
+    sample_aug: float | None  # upsamplers: the augmentation level of their low-res input
+    seed: int
 
-@torch.no_grad()
-def validation_loss(
-    model: UNet3D,
-    diffusion: Diffusion,
-    store: FrameStore,
-    cond: np.ndarray,
-    windows: ClipWindows,
-    spec: BatchSpec,
-    cfg: ModelTrainConfig,
-    seed: int,
-    device: torch.device,
-    residual_scale: float = 0.0,
-) -> float:
-    """Loss on held-out clips at fixed noise levels with fixed noise: comparable across runs."""
-    model.eval()
-    batch = _center_crop(
-        make_batch(store, cond, spec, windows.rows(windows.val_starts(VAL_CLIPS))), spec.crop
-    )
-    clip = diffused_clip(batch, residual_scale)
-    gen = step_generator(seed, 0, 0, stream=3)
-    total = 0.0
-    for frac in VAL_LEVELS:
-        t = torch.full((clip.shape[0],), round(frac * (diffusion.cfg.timesteps - 1)), dtype=torch.long)
-        noise = torch.randn(clip.shape, generator=gen)
-        kwargs: dict[str, Any] = {}
-        if isinstance(cfg, UpsamplerConfig):
-            level = torch.full((clip.shape[0],), cfg.sample_aug)
-            level_t = (level * (diffusion.cfg.timesteps - 1)).long()
-            kwargs["lowres"] = diffusion.add_noise(
-                batch["lowres"], torch.randn(clip.shape, generator=gen), level_t
+    @torch.no_grad()
+    def loss(self, model: UNet3D, device: torch.device) -> float:
+        """Mean MSE of ``model``'s predictions over :data:`VAL_LEVELS`."""
+        was_training = model.training
+        model.eval()
+        upscaled = self.batch.get("lowres")
+        clip = self.residual.target(self.batch["clip"], upscaled)
+        n, timesteps = clip.shape[0], self.diffusion.cfg.timesteps
+        cond = self.batch["cond"].to(device) if self.batch["cond"].shape[-1] else None
+        gen = step_generator(self.seed, 0, 0, Stream.VALIDATION)
+        total = 0.0
+        for frac in VAL_LEVELS:
+            t = torch.full((n,), round(frac * (timesteps - 1)), dtype=torch.long)
+            noise = torch.randn(clip.shape, generator=gen)
+            inputs: dict[str, torch.Tensor] = {}
+            if self.sample_aug is not None:
+                inputs = lowres_inputs(self.diffusion, upscaled, torch.full((n,), self.sample_aug), gen)
+            x_t = self.diffusion.add_noise(clip, noise, t)
+            out = model(
+                x_t.to(device), t.to(device), cond=cond, **{k: v.to(device) for k, v in inputs.items()}
             )
-            kwargs["lowres"] = kwargs["lowres"].to(device)
-            kwargs["aug_level"] = level.to(device)
-        cond_t = batch["cond"].to(device) if batch["cond"].shape[-1] else None
-        out = model(diffusion.add_noise(clip, noise, t).to(device), t.to(device), cond=cond_t, **kwargs)
-        total += F.mse_loss(out.float(), diffusion.target(clip, noise, t).to(device)).item()
-    model.train()
-    return total / len(VAL_LEVELS)
+            total += F.mse_loss(out.float(), self.diffusion.target(clip, noise, t).to(device)).item()
+        model.train(was_training)
+        return total / len(VAL_LEVELS)
+
+
+def _open_inputs(frames: Path, labels_path: Path) -> tuple[FrameStore, Labels]:
+    store = FrameStore.open(frames)
+    labels = read_labels(labels_path)
+    if len(labels) != len(store):
+        raise VdlibError(
+            f"{labels_path}: {len(labels)} rows for the {len(store)} frames of {frames}; re-run labels"
+        )
+    return store, labels
+
+
+@dataclass
+class JobData:
+    """What a model trains and validates on: the store, its labels, the clip windows, the batch shape."""
+
+    store: FrameStore
+    labels: Labels
+    windows: ClipWindows
+    spec: BatchSpec
+    residual: Residual = field(default_factory=Residual)  # upsamplers: :func:`measure_residual_scale`
+
+    @classmethod
+    def open(cls, job: TrainJob) -> JobData:
+        """Open and check the job's frame store and labels against its params."""
+        cfg = job.cfg
+        store, labels = _open_inputs(job.frames, job.labels)
+        if job.size > store.size:
+            raise VdlibError(
+                f"{job.prefix}: size {job.size} is larger than the stored frames ({store.size}); "
+                "raise extract.size"
+            )
+        windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
+        windows.check(str(job.frames), job.prefix)
+        spec = BatchSpec(
+            size=job.size,
+            batch=cfg.batch,
+            flip=cfg.flip,
+            lowres=job.is_upsampler,
+            crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
+            image_prob=cfg.image_prob,
+        )
+        residual = Residual()
+        if isinstance(cfg, UpsamplerConfig):
+            residual = Residual(measure_residual_scale(store, labels.cond, windows, spec, cfg.residual_std))
+        return cls(store, labels, windows, spec, residual)
+
+    @classmethod
+    def for_model(cls, frames: Path, labels_path: Path, model: CascadeModel) -> JobData:
+        """The data a trained model saw, split as its training split it (from its ``config.json``)."""
+        store, labels = _open_inputs(frames, labels_path)
+        meta = model.meta
+        windows = ClipWindows.for_store(
+            store, int(meta["window"]), int(meta["skip"]), float(meta["val_fraction"])
+        )
+        windows.check(str(frames), str(model.folder))
+        spec = BatchSpec(model.size, VAL_CLIPS, False, lowres=model.is_upsampler, crop=int(meta["crop"]))
+        return cls(store, labels, windows, spec, model.residual)
+
+    def validation(self, diffusion: Diffusion, sample_aug: float | None, seed: int) -> ValidationSet:
+        """The :class:`ValidationSet` of this data's held-out clips (centre crops when training crops)."""
+        rows = self.windows.rows(self.windows.val_starts(VAL_CLIPS))
+        batch = _center_crop(make_batch(self.store, self.labels.cond, self.spec, rows), self.spec.crop)
+        return ValidationSet(batch, diffusion, self.residual, sample_aug, seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,239 +383,272 @@ def _weights_checksum(model: UNet3D) -> float:
     return float(sum(p.detach().double().sum().item() * (i + 1) for i, p in enumerate(model.parameters())))
 
 
+def _check_ranks_agree(model: UNet3D, name: str, rank: int, world: int) -> None:
+    """Every DDP rank must end with the same weights."""
+    sums = [None] * world
+    dist.all_gather_object(sums, _weights_checksum(model))
+    if rank == 0:
+        if len(set(sums)) != 1:
+            raise RuntimeError(f"DDP ranks ended with different weights: {sums}")
+        print(f"{name}: {world} ranks, weights identical (checksum {sums[0]:.6f})", flush=True)
+
+
 # --------------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class JobData:
-    """What a job trains and validates on: the store, its labels, the clip windows, the batch shape."""
+class Run:
+    """One rank's training run: the job, its data, the network and optimiser, and where it stands."""
 
-    store: FrameStore
-    labels: Labels
-    windows: ClipWindows
-    spec: BatchSpec
-    residual_scale: float = 0.0  # upsamplers: see :func:`measure_residual_scale`
+    job: TrainJob
+    rank: int
+    world: int
+    device: torch.device
+    precision: torch.dtype | None
+    data: JobData
+    diffusion: Diffusion
+    model: UNet3D  # the weights being trained
+    net: torch.nn.Module  # the same, compiled and/or wrapped in DDP
+    ema: EMA
+    opt: torch.optim.Optimizer
+    validation: ValidationSet
+    state_dir: Path
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # logged metrics, replayed on resume
 
-    @classmethod
-    def open(cls, job: TrainJob) -> JobData:
-        """Open and check the job's frame store and labels against its params."""
-        cfg = job.cfg
-        store = FrameStore.open(job.frames)
-        labels = read_labels(job.labels)
-        if len(labels) != len(store):
-            raise VdlibError(
-                f"{job.labels}: {len(labels)} rows for the {len(store)} frames of {job.frames}; re-run labels"
-            )
-        if job.size > store.size:
-            raise VdlibError(
-                f"{job.prefix}: size {job.size} is larger than the stored frames ({store.size}); "
-                "raise extract.size"
-            )
-        windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
-        windows.check(str(job.frames), job.prefix)
-        spec = BatchSpec(
-            size=job.size,
-            batch=cfg.batch,
-            flip=cfg.flip,
-            lowres=job.is_upsampler,
-            crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
-            image_prob=cfg.image_prob,
-        )
-        scale = 0.0
-        if isinstance(cfg, UpsamplerConfig):
-            scale = measure_residual_scale(store, labels.cond, windows, spec, cfg.residual_std)
-        return cls(store, labels, windows, spec, scale)
+    @property
+    def last_step(self) -> int:
+        return self.job.cfg.steps
 
-    def val_loss(self, job: TrainJob, model: UNet3D, device: torch.device) -> float:
-        """:func:`validation_loss` of ``model`` on this data's held-out clips."""
-        return validation_loss(
-            model, Diffusion(job.cfg.diffusion), self.store, self.labels.cond, self.windows, self.spec,
-            job.cfg, job.train.seed, device, self.residual_scale,
+    def ema_model(self) -> UNet3D:
+        return self.ema.model(self.model, self.device)
+
+    def batches(self) -> DataLoader:
+        """The remaining steps' batches, each a pure function of (seed, step, rank)."""
+        job = self.job
+        dataset = ClipBatches(
+            job.frames, self.data.labels.cond, self.data.windows, self.data.spec, job.train.seed,
+            self.step, self.last_step, self.rank,
         )  # fmt: skip
+        return DataLoader(dataset, batch_size=None, num_workers=job.train.workers, persistent_workers=False)
+
+
+def start_run(job: TrainJob) -> Run:
+    """Set up one rank: data, network, EMA, optimiser; restore the resumable state if there is one."""
+    rank, world, device = _setup(job.train)
+    cfg = job.cfg
+    data = JobData.open(job)
+    torch.manual_seed(job.train.seed)  # the initial weights: the one draw from torch's global generator
+    model = UNet3D(unet_config(cfg, data.labels.dim)).to(device)
+    ema = EMA(model, cfg.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    diffusion = Diffusion(cfg.diffusion)
+    sample_aug = cfg.sample_aug if isinstance(cfg, UpsamplerConfig) else None
+    run = Run(
+        job, rank, world, device, resolve_precision(job.train.precision, device, "train.precision"), data,
+        diffusion, model, model, ema, opt, data.validation(diffusion, sample_aug, job.train.seed),
+        resume_dir(job),
+    )  # fmt: skip
+    if (run.state_dir / "state" / "state.json").is_file():
+        run.step, run.history = load_state(run.state_dir, model, ema, opt)
+        if rank == 0:
+            print(f"{job.name}: resuming from step {run.step} ({run.state_dir})", flush=True)
+    if job.train.compile and device.type == "cuda":
+        run.net = torch.compile(run.net)
+    if world > 1:
+        run.net = torch.nn.parallel.DistributedDataParallel(
+            run.net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return run
+
+
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> float:
+    """One optimiser step on ``batch``; returns its loss."""
+    cfg, seed, step = run.job.cfg, run.job.train.seed, run.step
+    for group in run.opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    dropout = (
+        device_generator(seed, step, run.rank, Stream.DROPOUT, run.device) if cfg.model.dropout else None
+    )
+    noise = step_generator(seed, step, run.rank, Stream.NOISE)
+    with run.model.dropout_generator(dropout):
+        loss = training_loss(
+            run.net, run.diffusion, batch, cfg, noise, run.device, run.data.residual, run.precision
+        )
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.opt.step()
+    run.ema.update(run.model, step)
+    run.step += 1
+    return loss.item()
+
+
+class TrainLog:
+    """Rank 0's DVCLive log of one run, with the metrics logged before a kill replayed."""
+
+    def __init__(self, run: Run) -> None:
+        from dvclive import Live
+
+        self.run = run
+        self.live = Live(dir=str(run.job.report_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        for entry in run.history:
+            self._log(entry["step"], entry["metrics"])
+        (run.job.report_dir / "samples").mkdir(parents=True, exist_ok=True)
+        self._losses: list[float] = []
+        self._tick, self._ticked_step = time.perf_counter(), run.step
+
+    def _log(self, step: int, metrics: dict[str, float]) -> None:
+        self.live.step = step
+        for key, value in metrics.items():
+            self.live.log_metric(key, value)
+
+    def add(self, loss: float) -> None:
+        self._losses.append(loss)
+
+    def metrics(self) -> dict[str, float]:
+        """Mean training loss, learning rate and speed since the last call; starts a new interval."""
+        run, now = self.run, time.perf_counter()
+        clips = (run.step - self._ticked_step) * run.job.cfg.batch * run.world
+        metrics = {
+            "train/loss": float(np.mean(self._losses)),
+            "lr": lr_at(run.step - 1, run.job.cfg),
+            "clips_per_s": clips / max(now - self._tick, 1e-9),
+        }
+        self._losses.clear()
+        self._tick, self._ticked_step = now, run.step
+        return metrics
+
+    def log(self, metrics: dict[str, float]) -> None:
+        """Log ``metrics`` at the run's step and keep them for a resume."""
+        self._log(self.run.step, metrics)
+        self.run.history.append({"step": self.run.step, "metrics": metrics})
+
+    def end(self) -> None:
+        self.live.log_metric("params", sum(p.numel() for p in self.run.model.parameters()), plot=False)
+        self.live.make_summary()
+        self.live.end()
+
+
+def _between_steps(run: Run, log: TrainLog | None) -> None:
+    """Resumable state and sample GIFs on schedule (rank 0), and the ranks' checkpoint barrier."""
+    step, tcfg = run.step, run.job.train
+    if log is not None and step < run.last_step:
+        if step % tcfg.ckpt_every == 0:
+            save_state(run.state_dir, run.model, run.ema, run.opt, step, run.history)
+            log.live.make_summary()
+        if tcfg.sample_every and step % tcfg.sample_every == 0:
+            write_sample(run.job, run.data, run.ema_model(), step, run.device)
+    if run.world > 1 and step % tcfg.ckpt_every == 0:
+        dist.barrier()
+
+
+def finish_run(run: Run, log: TrainLog | None, val_loss: float) -> dict[str, float]:
+    """Check the ranks agree, write the model (EMA weights), the last sample and the logs, and remove
+    the resumable state; returns the final metrics."""
+    final = run.ema_model()
+    if run.world > 1:
+        _check_ranks_agree(final, run.job.name, run.rank, run.world)
+    if log is not None:
+        write_sample(run.job, run.data, final, run.step, run.device)
+        save_model(final, run.job.model_out, extra=model_meta(run.job, run.data))
+        log.end()
+        shutil.rmtree(run.state_dir, ignore_errors=True)
+    if run.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    params = sum(p.numel() for p in run.model.parameters())
+    return {"val_loss": val_loss, "params": float(params), "steps": float(run.step)}
 
 
 def train_model(job: TrainJob) -> dict[str, float]:
     """Train one model; returns its final metrics. Resumes from ``.vdlib/resume`` when it can."""
-    rank, world, device = _setup(job.train)
-    cfg, tcfg = job.cfg, job.train
-    precision = resolve_precision(tcfg.precision, device, "train.precision")
-    data = JobData.open(job)
-    labels, windows, spec = data.labels, data.windows, data.spec
-    diffusion = Diffusion(cfg.diffusion)
-    torch.manual_seed(tcfg.seed)  # the initial weights
-    model = UNet3D(unet_config(cfg, labels.dim)).to(device)
-    ema = EMA(model, cfg.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    state_dir = resume_dir(job)
-    step, history = 0, []
-    if (state_dir / "state" / "state.json").is_file():
-        step, history = load_state(state_dir, model, ema, opt)
-        if rank == 0:
-            print(f"{job.name}: resuming from step {step} ({state_dir})", flush=True)
-    net: torch.nn.Module = model
-    if tcfg.compile and device.type == "cuda":
-        net = torch.compile(net)
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    live = None
-    if rank == 0:
-        from dvclive import Live
-
-        live = Live(dir=str(job.report_dir), dvcyaml=False, save_dvc_exp=False, report=None)
-        for entry in history:  # replay what was logged before a kill
-            live.step = entry["step"]
-            for key, value in entry["metrics"].items():
-                live.log_metric(key, value)
-        (job.report_dir / "samples").mkdir(parents=True, exist_ok=True)
-
-    loader = DataLoader(
-        ClipBatches(job.frames, labels.cond, windows, spec, tcfg.seed, step, cfg.steps, rank),
-        batch_size=None,
-        num_workers=tcfg.workers,
-        persistent_workers=False,
+    run = start_run(job)
+    log = TrainLog(run) if run.rank == 0 else None
+    tcfg, val = job.train, float("nan")
+    params = sum(p.numel() for p in run.model.parameters())
+    bar = progress(
+        total=run.last_step, initial=run.step, desc=f"train {job.name}", unit="step", disable=run.rank != 0
     )
-    n_params = sum(p.numel() for p in model.parameters())
-    bar = progress(total=cfg.steps, initial=step, desc=f"train {job.name}", unit="step", disable=rank != 0)
-    bar.set_postfix_str(f"{n_params / 1e6:.2f}M params, {windows.frames} frames/clip")
-    net.train()
-    losses: list[float] = []
-    tick = time.perf_counter()
-    ticked_step = step
-    val = float("nan")
-    for batch in loader:
-        dropout_seed = torch.randint(2**62, (1,), generator=step_generator(tcfg.seed, step, rank, 4))
-        torch.manual_seed(int(dropout_seed))
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        loss = training_loss(
-            net, diffusion, batch, cfg, step_generator(tcfg.seed, step, rank, 1), device,
-            data.residual_scale, precision,
-        )  # fmt: skip
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        ema.update(model, step)
-        losses.append(loss.item())
-        step += 1
+    bar.set_postfix_str(f"{params / 1e6:.2f}M params, {run.data.windows.frames} frames/clip")
+    run.net.train()
+    for batch in run.batches():
+        loss = train_step(run, batch)
         bar.update(1)
-        if step % tcfg.log_every == 0 or step == cfg.steps:
-            elapsed = time.perf_counter() - tick
-            clips_per_s = (step - ticked_step) * cfg.batch * world / max(elapsed, 1e-9)
-            metrics = {
-                "train/loss": float(np.mean(losses)),
-                "lr": lr_at(step - 1, cfg),
-                "clips_per_s": clips_per_s,
-            }
-            losses.clear()
-            tick, ticked_step = time.perf_counter(), step
-            if step % tcfg.ckpt_every == 0 or step == cfg.steps:
-                val = data.val_loss(job, ema.copy_to(_ema_model(model, device)), device)
-                metrics["val/loss"] = val
+        if log is not None:
+            log.add(loss)
+        last = run.step == run.last_step
+        if log is not None and (run.step % tcfg.log_every == 0 or last):
+            metrics = log.metrics()
+            if run.step % tcfg.ckpt_every == 0 or last:
+                val = metrics["val/loss"] = run.validation.loss(run.ema_model(), run.device)
+            log.log(metrics)
             postfix = {
                 "loss": f"{metrics['train/loss']:.4f}",
                 "val": f"{val:.4f}",
-                "clips_s": f"{clips_per_s:.1f}",
+                "clips_s": f"{metrics['clips_per_s']:.1f}",
             }
             bar.set_postfix(postfix, refresh=False)  # redraw on tqdm's own schedule
-            if live is not None:
-                live.step = step
-                for key, value in metrics.items():
-                    live.log_metric(key, value)
-                history.append({"step": step, "metrics": metrics})
-        if rank == 0 and step % tcfg.ckpt_every == 0 and step < cfg.steps:
-            save_state(state_dir, model, ema, opt, step, history)
-            if live is not None:
-                live.make_summary()
-        if rank == 0 and tcfg.sample_every and step % tcfg.sample_every == 0 and step < cfg.steps:
-            _write_sample(job, data, ema.copy_to(_ema_model(model, device)), diffusion, step, device)
-        if world > 1 and step % tcfg.ckpt_every == 0:
-            dist.barrier()
+        _between_steps(run, log)
     bar.close()
-
-    final = ema.copy_to(_ema_model(model, device))
-    if world > 1:
-        sums = [None] * world
-        dist.all_gather_object(sums, _weights_checksum(final))
-        if rank == 0:
-            if len(set(sums)) != 1:
-                raise RuntimeError(f"DDP ranks ended with different weights: {sums}")
-            print(f"{job.name}: {world} ranks, weights identical (checksum {sums[0]:.6f})", flush=True)
-    result = {"val_loss": val, "params": float(n_params), "steps": float(step)}
-    if rank == 0:
-        _write_sample(job, data, final, diffusion, step, device)
-        save_model(final, job.model_out, extra=_model_meta(job, data))
-        live.log_metric("params", n_params, plot=False)
-        live.make_summary()
-        live.end()
-        shutil.rmtree(state_dir, ignore_errors=True)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return result
+    return finish_run(run, log, val)
 
 
-def _ema_model(model: UNet3D, device: torch.device) -> UNet3D:
-    """A fresh network of the same config, to hold the EMA weights."""
-    return UNet3D(model.cfg).to(device).eval()
+# --------------------------------------------------------------------------------------------------
+# What the model folder records, and training samples
+# --------------------------------------------------------------------------------------------------
 
 
-def _model_meta(job: TrainJob, data: JobData) -> dict[str, Any]:
-    """What rendering needs besides the weights: diffusion settings, clip shape, label names."""
-    store, labels, windows = data.store, data.labels, data.windows
+def model_meta(job: TrainJob, data: JobData) -> dict[str, Any]:
+    """What rendering and evaluation need besides the weights: diffusion settings, clip shape and
+    split, label names, low-res settings."""
+    store, labels, windows, cfg = data.store, data.labels, data.windows, job.cfg
     meta: dict[str, Any] = {
         "kind": "upsampler" if job.is_upsampler else "base",
         "size": job.size,
-        "diffusion": asdict(job.cfg.diffusion),
+        "diffusion": asdict(cfg.diffusion),
         "frames": windows.frames,
-        "window": job.cfg.window,
-        "skip": job.cfg.skip,
+        "window": cfg.window,
+        "skip": cfg.skip,
         "val_fraction": job.train.val_fraction,
-        "fps": store.fps / (job.cfg.skip + 1),
+        "seed": job.train.seed,
+        "crop": data.spec.crop,
+        "fps": store.fps / (cfg.skip + 1),
         "labels": {"kind": labels.kind, "names": labels.names},
     }
-    if isinstance(job.cfg, UpsamplerConfig):
-        meta["sample_aug"] = job.cfg.sample_aug
-        meta["residual_scale"] = data.residual_scale
+    if isinstance(cfg, UpsamplerConfig):
+        meta["sample_aug"] = cfg.sample_aug
+        meta["residual_scale"] = data.residual.scale
     return meta
 
 
-@torch.no_grad()
-def _write_sample(
-    job: TrainJob, data: JobData, model: UNet3D, diffusion: Diffusion, step: int, device: torch.device
-) -> None:
-    """A sample clip (labels and low-res input from the first held-out clip) as a GIF."""
-    store, windows, spec = data.store, data.windows, data.spec
-    batch = make_batch(store, data.labels.cond, spec, windows.rows(windows.val_starts(1)))
-    has_labels = batch["cond"].shape[-1] > 0
-    kwargs: dict[str, Any] = {}
-    if spec.lowres:
-        kwargs = {"lowres": batch["lowres"].to(device), "aug_level": torch.zeros(1, device=device)}
+def sample_clip(
+    job: TrainJob, data: JobData, model: UNet3D, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first held-out clip (1, 3, X, S, S) and ``model``'s version of it, made as rendering makes
+    videos (:func:`vdlib.cascade.run_model`) from its labels and, for an upsampler, its low-res
+    frames (the stored frames brought down to half the size)."""
+    row = data.windows.rows(data.windows.val_starts(1))[0]
+    stored = to_model_range(data.store.frames[row])[None]
+    real = resize_clip(stored, job.size)
+    lowres = resize_clip(stored, job.size // 2) if job.is_upsampler else None
+    cond = data.labels.cond[row] if data.labels.dim else None
+    as_rendered = CascadeModel(
+        job.model_out, model, model_meta(job, data), SAMPLE_SETTINGS, "training samples"
+    )
+    made = run_model(as_rendered, 0, cond, len(row), job.train.seed, device, lowres)
+    return real, made.clip
 
-    def denoise(x, t, use_labels):
-        cond_t = batch["cond"].to(device) if has_labels and use_labels else None
-        return model(x, t, cond=cond_t, **kwargs)
 
-    scale = data.residual_scale
-    result = sample(
-        denoise, tuple(batch["clip"].shape), diffusion, "dpmsolver++", 20, 1.0, has_labels,
-        step_generator(job.train.seed, step, 0, 2), device, bound=2.0 * scale if scale else 1.0,
-    )  # fmt: skip
-    made = result.clip.cpu()
-    if scale:
-        made = (made / scale + batch["lowres"]).clamp(-1, 1)
-    clip = torch.cat([batch["clip"], made], dim=-1)  # real | generated, side by side
-    frames = ((clip[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-    write_gif(
-        frames,
-        job.report_dir / "samples" / f"step_{step:06d}.gif",
-        fps=max(1.0, store.fps / (job.cfg.skip + 1)),
+def write_sample(job: TrainJob, data: JobData, model: UNet3D, step: int, device: torch.device) -> Path:
+    """The :func:`sample_clip` of ``step`` as a GIF, real and generated side by side."""
+    real, made = sample_clip(job, data, model, device)
+    path = job.report_dir / "samples" / f"step_{step:06d}.gif"
+    return write_gif(
+        to_uint8(torch.cat([real, made], dim=-1)), path, fps=max(1.0, data.store.fps / (job.cfg.skip + 1))
     )
 
 

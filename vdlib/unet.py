@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,8 +33,7 @@ from einops import rearrange
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vdlib.atomic import atomic_output
-from vdlib.errors import VdlibError
+from vdlib.common import VdlibError, atomic_output
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -128,6 +129,24 @@ class Attention(nn.Module):
         return x + seq
 
 
+class SeededDropout(nn.Module):
+    """Dropout whose masks come from an explicit generator (see :meth:`UNet3D.dropout_generator`),
+    never from torch's global one, so a training step is a pure function of its seed."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.p:
+            return x
+        if self.generator is None:
+            raise RuntimeError("dropout in training mode needs a generator: use UNet3D.dropout_generator")
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1 - self.p)
+
+
 class ResBlock(nn.Module):
     """Two 3x3 convolutions per frame; GroupNorm modulated per frame by the embedding and, for
     upsamplers, per pixel by the mapped low-res clip (SPADE)."""
@@ -139,7 +158,7 @@ class ResBlock(nn.Module):
         self.norm2 = group_norm(cout)
         self.emb = nn.Linear(emb_dim, 2 * cout)  # per-frame scale and shift
         self.spade = nn.Conv2d(map_channels, 2 * cout, 3, padding=1) if map_channels else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SeededDropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
@@ -237,6 +256,19 @@ class UNet3D(nn.Module):
         self.out = nn.Conv2d(ch, cfg.image_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    @contextmanager
+    def dropout_generator(self, generator: torch.Generator | None) -> Iterator[None]:
+        """Draw every dropout mask of the forward passes inside the block from ``generator`` (on the
+        model's device)."""
+        layers = [m for m in self.modules() if isinstance(m, SeededDropout)]
+        for layer in layers:
+            layer.generator = generator
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.generator = None
 
     @property
     def downscale(self) -> int:

@@ -22,7 +22,7 @@ from typing import BinaryIO
 import ffmpeg
 import numpy as np
 
-from vdlib.errors import VdlibError
+from vdlib.common import VdlibError
 
 
 @cache
@@ -424,7 +424,7 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float) -> Path:
     """Write (F, H, W, 3) uint8 frames as a looping GIF, atomically."""
     import imageio.v3 as iio
 
-    from vdlib.atomic import atomic_output
+    from vdlib.common import atomic_output
 
     path = Path(path)
     with atomic_output(path) as tmp:
@@ -439,7 +439,7 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: float) -> Path:
 
     H.264 with 4:2:0 chroma needs even sides; odd frames are padded by one pixel.
     """
-    from vdlib.atomic import atomic_output
+    from vdlib.common import atomic_output
 
     frames = np.asarray(frames, dtype=np.uint8)
     _, h, w, _ = frames.shape

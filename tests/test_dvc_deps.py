@@ -1,0 +1,114 @@
+"""dvc.yaml keeps DVC's promise: each stage depends on exactly the code its script runs (the import
+closure, imports inside functions included), and an edit re-runs exactly the stages that run it."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO, copy_project, dvc, git
+
+CODE = ("stages/", "vdlib/")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The repository files of the ``vdlib`` modules ``path`` imports, anywhere in the file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # from vdlib import x
+    files = {"vdlib/__init__.py"} if any(n.split(".")[0] == "vdlib" for n in names) else set()
+    for name in names:
+        if name.split(".")[0] == "vdlib" and (REPO / (name.replace(".", "/") + ".py")).is_file():
+            files.add(name.replace(".", "/") + ".py")
+    return files
+
+
+def import_closure(script: str) -> set[str]:
+    """``script`` and every repository module it runs, transitively."""
+    seen: set[str] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(imported_modules(REPO / path))
+    return seen
+
+
+def stages() -> dict[str, dict]:
+    """dvc.yaml's stages with ``foreach`` expanded, by the names ``dvc status`` uses."""
+    out = {}
+    for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" in stage:
+            for item in stage["foreach"]:
+                text = json.dumps(stage["do"]).replace("${item}", str(item))
+                out[f"{name}@{item}"] = json.loads(text)
+        else:
+            out[name] = stage
+    return out
+
+
+def script_of(stage: dict) -> str:
+    return re.search(r"python (stages/\w+\.py)", stage["cmd"])[1]
+
+
+def code_deps(stage: dict) -> set[str]:
+    return {d for d in stage["deps"] if isinstance(d, str) and d.startswith(CODE)}
+
+
+def test_every_stage_depends_on_exactly_the_code_it_runs():
+    problems = []
+    for name, stage in stages().items():
+        runs, listed = import_closure(script_of(stage)), code_deps(stage)
+        problems += [f"{name}: runs {m} but dvc.yaml does not list it" for m in sorted(runs - listed)]
+        problems += [f"{name}: lists {m}, which its script never imports" for m in sorted(listed - runs)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_closure_follows_imports_inside_functions():
+    # labelling imports the pose model only when labels.kind is pose; the labels stage still runs it.
+    assert "vdlib/pose.py" in import_closure("stages/labels.py")
+    assert "vdlib/pose.py" not in import_closure("stages/train.py")
+
+
+def _changed(project: Path) -> dict[str, set[str]]:
+    """``dvc status``: stage → the deps it reports changed."""
+    report = json.loads(dvc(project, "status", "--json").splitlines()[-1])
+    changed: dict[str, set[str]] = {}
+    for stage, entries in report.items():
+        for entry in entries:
+            if isinstance(entry, dict) and "changed deps" in entry:
+                changed[stage.split(":")[-1]] = set(entry["changed deps"])
+    return changed
+
+
+def test_dvc_status_names_exactly_the_stages_that_run_an_edited_file(tmp_path):
+    """In a scratch clone with the committed dvc.lock, edit every module (and add a label table and a
+    timeline): each file shows up as a changed dependency of exactly the stages that run or read it."""
+    copy_project(tmp_path)
+    shutil.copy(REPO / "dvc.lock", tmp_path / "dvc.lock")
+    git(tmp_path, "init", "-q")
+    dvc(tmp_path, "init", "-q")
+    for module in (tmp_path / "vdlib").glob("*.py"):
+        module.write_text(module.read_text() + "\n# edited\n")
+    (tmp_path / "labels/tables/extra.csv").write_text("start,end,label\n0,1,a\n")
+    (tmp_path / "labels/timelines/extra.csv").write_text("start,end,label\n0,1,a\n")
+    changed = _changed(tmp_path)
+    # The label folders: the labels stage reads the tables, render the timelines, check all of labels/.
+    expected = {"labels/tables": {"check", "labels"}, "labels/timelines": {"check", "render"}}
+    for name, stage in stages().items():
+        for module in import_closure(script_of(stage)) - {script_of(stage)}:
+            expected.setdefault(module, set()).add(name)
+    for path, names in sorted(expected.items()):
+        within = {path, *(str(parent) for parent in Path(path).parents if str(parent) != ".")}
+        reported = {stage for stage, deps in changed.items() if within & {d.rstrip("/") for d in deps}}
+        assert reported == names, f"editing {path} re-runs {sorted(reported)}, expected {sorted(names)}"

@@ -1,0 +1,226 @@
+"""The models of the cascade (a base model, then 2x upsamplers) and how one of them makes frames.
+
+Each model makes its frames in windows of the length it was trained on. The first window is sampled
+from noise alone; each later one is given the last ``context`` frames made so far as clean context
+frames and makes the rest, so there is no jump at window borders (the last window is moved back to
+end exactly at K, taking more context instead of making frames nobody asked for). Every window draws
+its noise from the generator of (seed, window, the model's place in the cascade, ``Stream.WINDOW``).
+An upsampler is conditioned on the previous model's output through :mod:`vdlib.lowres`, the same
+path its training used, and on the same per-frame labels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vdlib.clips import resize_clip
+from vdlib.common import VdlibError
+from vdlib.config import DiffusionConfig, SamplingConfig
+from vdlib.diffusion import Diffusion, sample
+from vdlib.labels import ModelLabels
+from vdlib.lowres import Residual, lowres_inputs
+from vdlib.randomness import Stream, step_generator
+from vdlib.unet import UNet3D, load_model
+
+REQUIRED_META = ("kind", "size", "frames", "window", "skip", "diffusion", "fps", "val_fraction", "seed")
+
+
+@dataclass
+class CascadeModel:
+    """One loaded model of the cascade and how it samples."""
+
+    folder: Path
+    net: UNet3D
+    meta: dict[str, Any]  # its config.json: size, clip shape, diffusion, labels, low-res settings
+    sampling: SamplingConfig
+    key: str  # the params key of its sampling settings, for messages: render.base, ...
+
+    def __post_init__(self) -> None:
+        self.diffusion = Diffusion(DiffusionConfig(**self.meta["diffusion"]))
+
+    @property
+    def size(self) -> int:
+        return int(self.meta["size"])
+
+    @property
+    def window(self) -> int:
+        """Frames the model makes at once (X, its training clip length)."""
+        return int(self.meta["frames"])
+
+    @property
+    def is_upsampler(self) -> bool:
+        return self.meta["kind"] == "upsampler"
+
+    @property
+    def residual(self) -> Residual:
+        return Residual(float(self.meta.get("residual_scale", 0.0)))
+
+    @property
+    def sample_aug(self) -> float:
+        """The noise-augmentation level of an upsampler's low-res input at sampling."""
+        return float(self.meta.get("sample_aug", 0.0))
+
+    @property
+    def labels(self) -> ModelLabels:
+        labels = self.meta.get("labels", {})
+        return ModelLabels(labels.get("kind", "none"), list(labels.get("names", [])), str(self.folder))
+
+
+def open_model(folder: str | Path, sampling: SamplingConfig, key: str, device: torch.device) -> CascadeModel:
+    """Load one model with its sampling settings (``key`` names those settings in messages)."""
+    net, meta = load_model(folder, device)
+    for field_ in REQUIRED_META:
+        if field_ not in meta:
+            raise VdlibError(f"{folder}/config.json: missing {field_!r} (retrain with this vdlib)")
+    model = CascadeModel(Path(folder), net, meta, sampling, key)
+    if sampling.context >= model.window:
+        raise VdlibError(
+            f"{key}.context: expected 0 to {model.window - 1} for {folder} "
+            f"({model.window} frames per window), got {sampling.context}"
+        )
+    return model
+
+
+def _check_order(cascade: list[CascadeModel], model: CascadeModel) -> None:
+    """``model`` may follow ``cascade``: a base model first, then upsamplers doubling the size, all
+    trained on the same labels."""
+    if not cascade:
+        if model.is_upsampler:
+            raise VdlibError(f"{model.folder}: the first model must be a base model, this is an upsampler")
+        return
+    prev, first = cascade[-1], cascade[0]
+    if not model.is_upsampler:
+        raise VdlibError(f"{model.folder}: expected an upsampler after {prev.folder}, got a base model")
+    if model.size != 2 * prev.size:
+        raise VdlibError(
+            f"{model.folder}: makes {model.size} px frames from {model.size // 2} px, but "
+            f"{prev.folder} makes {prev.size} px; order the cascade by size"
+        )
+    if model.labels.conditioned and first.labels.conditioned and model.labels.names != first.labels.names:
+        raise VdlibError(
+            f"{model.folder}: trained on other labels than {first.folder} "
+            f"({model.labels.valid()} vs {first.labels.valid()})"
+        )
+
+
+def load_cascade(
+    folders: list[str | Path], sampling: list[SamplingConfig], keys: list[str], device: torch.device
+) -> list[CascadeModel]:
+    """Load the models in cascade order and check that they fit together."""
+    if not folders:
+        raise VdlibError("no models given (expected a base model, then optional upsamplers)")
+    if len(sampling) != len(folders):
+        raise VdlibError(f"{len(folders)} models but {len(sampling)} sampling settings")
+    cascade: list[CascadeModel] = []
+    for folder, settings, key in zip(folders, sampling, keys, strict=True):
+        model = open_model(folder, settings, key, device)
+        _check_order(cascade, model)
+        cascade.append(model)
+    return cascade
+
+
+def window_plan(total: int, window: int, context: int) -> list[tuple[int, int]]:
+    """(first frame, frames given as context) of each window covering ``total`` frames.
+
+    Windows hold ``min(window, total)`` frames; each after the first starts ``context`` frames before
+    the end of what is made, and the last is moved back so it ends exactly at ``total``.
+    """
+    length = min(window, total)
+    plan = [(0, 0)]
+    done = length
+    while done < total:
+        start = min(done - context, total - length)
+        plan.append((start, done - start))
+        done = start + length
+    return plan
+
+
+@dataclass
+class StageOutput:
+    """One model's frames for one video, in [-1, 1], and what they cost."""
+
+    clip: torch.Tensor  # (1, 3, K, S, S)
+    borders: list[int]  # first new frame of each window after the first
+    evaluations: int
+    seconds: float
+
+
+@torch.no_grad()
+def sample_window(
+    model: CascadeModel,
+    context: torch.Tensor,
+    given: int,
+    cond: torch.Tensor | None,
+    lowres: torch.Tensor | None,
+    gen: torch.Generator,
+    device: torch.device,
+) -> tuple[torch.Tensor, int]:
+    """Frames (1, 3, L, S, S) in [-1, 1] of one window whose first ``given`` frames are the clean
+    ``context`` (the rest of ``context`` is ignored), with per-frame labels ``cond`` (1, L, D) and,
+    for an upsampler, the previous model's frames ``lowres`` (1, 3, L, S/2, S/2). Returns the frames
+    and the network evaluations they took."""
+    length, size = context.shape[2], model.size
+    inputs: dict[str, Any] = {}
+    upscaled = None
+    if model.is_upsampler:
+        assert lowres is not None, "an upsampler needs the previous model's frames"
+        upscaled = resize_clip(lowres, size)
+        level = torch.full((1,), model.sample_aug)
+        inputs = {k: v.to(device) for k, v in lowres_inputs(model.diffusion, upscaled, level, gen).items()}
+    residual = model.residual
+    inputs["context"] = residual.target(context, upscaled).to(device)
+    inputs["context_mask"] = (torch.arange(length) < given)[None].to(device)
+
+    def denoise(x: torch.Tensor, t: torch.Tensor, use_labels: bool) -> torch.Tensor:
+        return model.net(x, t, cond=cond if use_labels else None, **inputs)
+
+    settings = model.sampling
+    result = sample(
+        denoise, (1, 3, length, size, size), model.diffusion, settings.sampler, settings.steps,
+        settings.guidance, cond is not None, gen, device, residual.bound,
+    )  # fmt: skip
+    return residual.frames(result.clip.float().cpu(), upscaled), result.evaluations
+
+
+@torch.no_grad()
+def run_model(
+    model: CascadeModel,
+    index: int,
+    cond: np.ndarray | None,
+    frames: int,
+    seed: int,
+    device: torch.device,
+    lowres: torch.Tensor | None = None,
+) -> StageOutput:
+    """Make ``frames`` frames with the cascade's ``index``-th model, window by window (``cond``: (K, D)
+    labels; ``lowres``: the previous model's (1, 3, K, S/2, S/2) clip, for an upsampler)."""
+    tick = time.perf_counter()
+    plan = window_plan(frames, model.window, model.sampling.context)
+    length = min(model.window, frames)
+    cond_t = None
+    if cond is not None and model.labels.conditioned:
+        cond_t = torch.from_numpy(np.asarray(cond, dtype=np.float32)).to(device)
+    out = torch.zeros(1, 3, frames, model.size, model.size)
+    evaluations = 0
+    for w, (start, given) in enumerate(plan):
+        span = slice(start, start + length)
+        made, cost = sample_window(
+            model, out[:, :, span], given, None if cond_t is None else cond_t[None, span],
+            None if lowres is None else lowres[:, :, span],
+            step_generator(seed, w, index, Stream.WINDOW), device,
+        )  # fmt: skip
+        out[:, :, start + given : start + length] = made[:, :, given:]
+        evaluations += cost
+    borders = [start + given for start, given in plan[1:]]
+    return StageOutput(out, borders, evaluations, time.perf_counter() - tick)
+
+
+def to_uint8(clip: torch.Tensor) -> np.ndarray:
+    """(1, 3, K, S, S) in [-1, 1] → (K, S, S, 3) uint8."""
+    return ((clip[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
