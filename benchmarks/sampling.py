@@ -1,4 +1,4 @@
-"""Sampling: vdlib's default (DPM-Solver++, 20 steps) vs the seed's setting (DDIM, stride 10 over 1000
+"""Sampling: vdlib's default (DPM-Solver++, 20 steps) vs Custom-Simple-Video-Diffusion's setting (DDIM, stride 10 over 1000
 steps = 100 steps) on the same trained base model: seconds and network evaluations per 16-frame
 clip, and the evaluate stage's label accuracy of the clips each makes.
 

@@ -59,7 +59,7 @@ def test_rerun_replaces_an_existing_store(tmp_path, landscape_video):
     assert len(store) == 10 and leftovers(tmp_path) == []
 
 
-def test_png_folders_like_the_seed(tmp_path, landscape_video):
+def test_png_folders_like_the_original_project(tmp_path, landscape_video):
     count = extract_png_folders(
         landscape_video, tmp_path / "pngs", ExtractConfig(size=24, fps=10), max_file_count=8
     )

@@ -127,9 +127,9 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
             evaluations[steps] = value
     assert evaluations == {2: 3 * 2 * 2 + 4, 1: 3 * 1 * 2 + 4}
 
-    # A training param marks only the stages that read it: check (which reads every section),
-    # train_base, and evaluate (whose val_loss rebuilds the training data view from the base section);
-    # upsamplers and render are untouched.
+    # A training param marks only the stages that read it: check (which reads every section) and
+    # train_base. Evaluate reads each model's split and settings from its config.json, so it re-runs
+    # only once the model it scores changes; upsamplers and render are untouched.
     set_params(project, base__lr=0.002)
     status = json.loads(dvc(project, "status", "--json"))
-    assert set(status) == {"check", "train_base", "evaluate"}
+    assert set(status) == {"check", "train_base"}

@@ -23,7 +23,6 @@ from vdlib.labels import Labels, write_labels
 from vdlib.train import TrainJob, lr_at, train_model
 
 
-
 def test_windows_take_x_frames_from_n_skipping_m():
     w = ClipWindows((100,), window=10, skip=2, val_fraction=0.05)
     assert w.frames == 4  # ceil(10 / 3)

@@ -1,12 +1,12 @@
-"""The 3D U-Net: the seed's mistakes pinned down, and save/load."""
+"""The 3D U-Net: the original project's mistakes pinned down, and save/load."""
 
 import pickle
 
 import pytest
 import torch
 
-from vdlib.common import VdlibError
 from tests.conftest import tiny_unet
+from vdlib.common import VdlibError
 from vdlib.unet import UNet3D, load_model, save_model
 
 TINY = tiny_unet()
@@ -30,7 +30,7 @@ def test_output_shape_and_size_check():
 
 
 def test_frames_are_told_apart_without_labels():
-    """Permuting the input frames must not just permute the output (the seed's model failed this)."""
+    """Permuting the input frames must not just permute the output (the original project's model failed this)."""
     model = randomize(UNet3D(TINY))
     x = torch.randn(1, 3, 6, 16, 16)
     t = torch.tensor([500])
@@ -95,7 +95,7 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32():
 @pytest.mark.parametrize("lowres", [False, True], ids=["base", "upsampler"])
 def test_every_parameter_gets_a_gradient(lowres):
     """With labels and context frames (and a low-res clip), one backward pass reaches every weight;
-    the seed's adaptive-norm shift never did."""
+    the original project's adaptive-norm shift never did."""
     cfg = tiny_unet(cond_dim=5, lowres=lowres, mapping_channels=8)
     model = UNet3D(cfg)
     torch.manual_seed(0)

@@ -32,7 +32,6 @@ from vdlib.labels import Labels, ModelLabels, read_labels
 from vdlib.tables import LabelRangeWarning, cond_from_ranges, read_table
 
 
-
 @dataclass(frozen=True)
 class Request:
     """One video to generate: a name for its files and its per-frame labels (None: unconditioned)."""

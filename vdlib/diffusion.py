@@ -3,7 +3,7 @@
 Training noise comes from ``DDPMScheduler`` (linear or cosine betas; epsilon, v or x0 prediction).
 Sampling swaps in DDPM, DDIM, DPM-Solver++ (multistep) or Euler from the same config, through one
 loop: ``scale_model_input`` → network → ``step``. Classifier-free guidance mixes a labelled and a
-null-label prediction. The seed's "cold" sampler (predict x0, re-noise it to the next level with the
+null-label prediction. Custom-Simple-Video-Diffusion's "cold" sampler (predict x0, re-noise it to the next level with the
 same fixed noise) has no library implementation, so it is written here.
 """
 
@@ -43,7 +43,7 @@ class Diffusion:
         self.alphas_cumprod = self.scheduler.alphas_cumprod.float()
 
     def sample_timesteps(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Uniform over every timestep 0..T-1 (the seed never trained the last one)."""
+        """Uniform over every timestep 0..T-1 (Custom-Simple-Video-Diffusion never trained the last one)."""
         return torch.randint(0, self.cfg.timesteps, (n,), generator=generator)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -177,7 +177,7 @@ def sample(
 def _cold_sample(
     model_fn, noise: torch.Tensor, diffusion: Diffusion, steps: int, bound: float
 ) -> torch.Tensor:
-    """The seed's "cold" sampling: at each level predict x0, then re-noise that estimate to the next
+    """Custom-Simple-Video-Diffusion's "cold" sampling: at each level predict x0, then re-noise that estimate to the next
     (lower) level with the *same* initial noise. Deterministic given the noise; suited to upsamplers
     whose low-res input already fixes most of the content."""
     T = diffusion.cfg.timesteps  # noqa: N806
