@@ -1,6 +1,6 @@
-"""Sampling: vdlib's default (DPM-Solver++, 20 steps) vs Custom-Simple-Video-Diffusion's setting (DDIM, stride 10 over 1000
-steps = 100 steps) on the same trained base model: seconds and network evaluations per 16-frame
-clip, and the evaluate stage's label accuracy of the clips each makes.
+"""Sampling: vdlib's default (DPM-Solver++, 20 steps) vs the original project's setting (DDIM,
+stride 10 over 1000 steps = 100 steps) on the same trained base model: seconds and network
+evaluations per 16-frame clip, and the evaluate stage's label accuracy of the clips each makes.
 
 Needs the demo's base model and data (``make demo`` first). One clip per label combination (every
 shape x colour on the demo), interleaved between the two samplers; guidance and context as in
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from common import bench_main, markdown_table
 
-SAMPLERS = {"dpmsolver++ 20 (vdlib)": ("dpmsolver++", 20), "ddim 100 (seed)": ("ddim", 100)}
+SAMPLERS = {"dpmsolver++ 20 (vdlib)": ("dpmsolver++", 20), "ddim 100 (original)": ("ddim", 100)}
 TARGET_SPEEDUP = 4.0
 ACCURACY_TOLERANCE = 0.02
 

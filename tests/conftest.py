@@ -142,6 +142,24 @@ def circle_red(models: Path, frames: int) -> np.ndarray:
     return np.tile(parse_labels("shape=circle,colour=red", labels), (frames, 1))
 
 
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory, demo_video):
+    """The short demo clip as a store of 32 px frames at 10 fps (80 frames)."""
+    from vdlib.config import ExtractConfig
+    from vdlib.extract import extract_frames
+
+    return extract_frames(
+        demo_video, tmp_path_factory.mktemp("store") / "frames", ExtractConfig(size=32, fps=10)
+    )
+
+
+def write(folder: Path, text: str, name: str = "table.csv") -> Path:
+    """``text`` written to ``folder/name``."""
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -254,3 +272,13 @@ def make_git_project(folder: Path, change: Any = None, files: dict[str, str] | N
     git(folder, "add", "-A")
     git(folder, "commit", "-q", "-m", "tiny project")
     return folder
+
+
+def assert_temporal_matches_its_plot(project: Path, metrics: dict) -> None:
+    """The temporal ratio is the plot's mean generated difference over the real one (a number, not
+    null: every kind renders videos longer than one frame)."""
+    rows = (project / "reports" / "eval" / "plots" / "temporal.csv").read_text().splitlines()[1:]
+    generated = [float(r.split(",")[1]) for r in rows]
+    real = metrics["temporal"]["real_difference"]
+    assert real > 0 and len(generated) > 0
+    assert metrics["temporal"]["ratio"] == pytest.approx(sum(generated) / len(generated) / real, rel=1e-3)

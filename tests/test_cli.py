@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vdlib.frames import FrameStore
 from vdlib.labels import read_labels
@@ -80,6 +81,7 @@ def test_warnings_are_one_line(tmp_path, landscape_video):
                         "(frames cover 0-2 s); no frame gets it"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_pose_command(tmp_path, landscape_video):
     vdlib("extract", landscape_video, "-o", tmp_path / "frames", "--size", 64, "--fps", 2)
     r = vdlib("labels", "pose", tmp_path / "frames", "-o", tmp_path / "pose.parquet", "--batch", 2)

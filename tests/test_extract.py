@@ -152,6 +152,7 @@ def test_truncated_video_with_allow_partial_keeps_what_decodes(tmp_path, truncat
     assert len(partial) == 1 and f"decoded {len(store)} of 40" in str(partial[0].message)
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_for_a_long_video(tmp_path):
     """Peak RSS while extracting a ~200 MB store stays far below the store's size."""
     video = make_testsrc(tmp_path / "long.mp4", 160, 120, 40)

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import dvc, git, make_git_project, photo_video, ultralytics_asset
+from tests.conftest import (
+    assert_temporal_matches_its_plot,
+    dvc,
+    git,
+    make_git_project,
+    photo_video,
+    ultralytics_asset,
+)
 from vdlib.frames import ClipWindows, FrameStore
 from vdlib.labels import read_labels
 from vdlib.video import ffmpeg_exe
@@ -48,10 +55,12 @@ def repro_and_check(project: Path, gifs: list[str]) -> dict:
             assert path.read_text().splitlines()[0].count(",") >= 2
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
-    assert metrics["temporal"]["ratio"] > 0
+    assert_temporal_matches_its_plot(project, metrics)
     for name in ("upsampler_64", "upsampler_128"):
         assert metrics["upsampler"][name]["bicubic_psnr"] > 10 and metrics["upsampler"][name]["psnr"] > 5
-    assert metrics["sampling"]["seconds_per_video"] > 0
+    sampling = metrics["sampling"]
+    per_model = sum(m["seconds"] for m in sampling["per_model"].values())
+    assert sampling["seconds_per_video"] == pytest.approx(per_model, abs=0.01) and per_model > 0
     return metrics
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import copy_project, dvc, git, make_git_project
+from tests.conftest import assert_temporal_matches_its_plot, copy_project, dvc, git, make_git_project
 from vdlib.frames import FrameStore
 from vdlib.labels import read_labels
 
@@ -100,7 +100,8 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
     assert set(metrics["label_accuracy"]["generated"]) == {"shape", "colour"}
-    assert metrics["temporal"]["ratio"] > 0 and metrics["temporal"]["border_ratio"] > 0
+    assert_temporal_matches_its_plot(project, metrics)
+    assert metrics["temporal"]["border_ratio"] > 0  # 8 frames from 6-frame windows: one border each
     for name in ("upsampler_64", "upsampler_128"):
         assert metrics["upsampler"][name]["bicubic_psnr"] > 20
     # 3 base windows x 2 steps x 2 passes (guidance 2), then 2 windows x 1 step per upsampler.

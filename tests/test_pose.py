@@ -86,6 +86,7 @@ def test_model_resolution():
         resolve_pose_model("yolo11x-pose.pt")  # YOLO_OFFLINE=1: no download attempt
 
 
+@pytest.mark.slow
 def test_onnx_runtime_finds_the_same_poses_and_exports_once(bus_store, tmp_path, monkeypatch):
     monkeypatch.setenv("VDLIB_CACHE", str(tmp_path / "cache"))
     frames = np.asarray(bus_store.frames[:8])

@@ -85,6 +85,7 @@ def tiny_job(folder: Path, out: Path, **overrides) -> TrainJob:
                     out / "reports", resume_root=out / "resume")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits(tiny_data, tmp_path):
     """On ~16 clips, validation loss at fixed noise falls by at least half within 300 steps."""
     wider = {**TINY_MODEL, "channels": 16}  # the 8-channel network halves its loss only by ~400 steps

@@ -30,7 +30,8 @@ def test_output_shape_and_size_check():
 
 
 def test_frames_are_told_apart_without_labels():
-    """Permuting the input frames must not just permute the output (the original project's model failed this)."""
+    """Permuting the input frames must not just permute the output (the original project's model
+    failed this)."""
     model = randomize(UNet3D(TINY))
     x = torch.randn(1, 3, 6, 16, 16)
     t = torch.tensor([500])
@@ -154,9 +155,7 @@ def test_context_frames_are_used():
 
 
 def test_save_load_round_trip_is_exact(tmp_path):
-    model = randomize(
-        UNet3D(tiny_unet(cond_dim=4, lowres=True, mapping_channels=8))
-    )
+    model = randomize(UNet3D(tiny_unet(cond_dim=4, lowres=True, mapping_channels=8)))
     save_model(model, tmp_path / "m", extra={"kind": "upsampler", "size": 32})
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     loaded, meta = load_model(tmp_path / "m")

@@ -3,8 +3,9 @@
 Training noise comes from ``DDPMScheduler`` (linear or cosine betas; epsilon, v or x0 prediction).
 Sampling swaps in DDPM, DDIM, DPM-Solver++ (multistep) or Euler from the same config, through one
 loop: ``scale_model_input`` → network → ``step``. Classifier-free guidance mixes a labelled and a
-null-label prediction. Custom-Simple-Video-Diffusion's "cold" sampler (predict x0, re-noise it to the next level with the
-same fixed noise) has no library implementation, so it is written here.
+null-label prediction. The "cold" sampler of Custom-Simple-Video-Diffusion, the project vdlib
+re-imagines (predict x0, re-noise it to the next level with the same fixed noise), has no library
+implementation, so it is written here.
 """
 
 from __future__ import annotations
@@ -177,8 +178,8 @@ def sample(
 def _cold_sample(
     model_fn, noise: torch.Tensor, diffusion: Diffusion, steps: int, bound: float
 ) -> torch.Tensor:
-    """Custom-Simple-Video-Diffusion's "cold" sampling: at each level predict x0, then re-noise that estimate to the next
-    (lower) level with the *same* initial noise. Deterministic given the noise; suited to upsamplers
+    """The original project's "cold" sampling: at each level predict x0, then re-noise that estimate to
+    the next (lower) level with the *same* initial noise. Deterministic given the noise; suited to upsamplers
     whose low-res input already fixes most of the content."""
     T = diffusion.cfg.timesteps  # noqa: N806
     levels = torch.linspace(T - 1, 0, steps).round().long().unique_consecutive()

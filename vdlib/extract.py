@@ -167,8 +167,8 @@ def extract_png_folders(
 ) -> int:
     """Decode ``video`` into numbered folders (``0000/``, ``0001/``...) of at most ``max_file_count`` PNGs.
 
-    This is the dataset layout of Custom-Simple-Video-Diffusion, the project vdlib re-imagines; files are named by their global frame number.
-    Returns the number of frames written.
+    This is the dataset layout of Custom-Simple-Video-Diffusion, the project vdlib re-imagines; files
+    are named by their global frame number. Returns the number of frames written.
     """
     if max_file_count < 1:
         raise VdlibError(f"--max-file-count: expected an integer >= 1, got {max_file_count}")
