@@ -33,8 +33,8 @@ def test_schedule_is_prefix_stable_and_seeded():
 def test_shipped_table_is_the_default_schedule(tmp_path):
     out = tmp_path / "demo.csv"
     write_schedule_csv(demo_schedule(DemoConfig()), out)
-    assert out.read_text() == (REPO / "labels" / "demo.csv").read_text()
-    rows = read_table(REPO / "labels" / "demo.csv")
+    assert out.read_text() == (REPO / "labels" / "tables" / "demo.csv").read_text()
+    rows = read_table(REPO / "labels" / "tables" / "demo.csv")
     assert {r.group for r in rows} == {"shape", "colour"}
 
 
