@@ -49,6 +49,7 @@ def _quick_inputs(work: Path) -> tuple[Path, Path, Path]:
         UNetConfig(channels=8, mults=(1, 2), spatial_attn_levels=(1,), heads=2, cond_dim=labels.dim)
     )
     meta = {"kind": "base", "size": 16, "frames": 8, "window": 16, "skip": 1, "fps": 5.0,
+            "val_fraction": 0.05, "seed": 0, "crop": 0,
             "diffusion": {"schedule": "cosine", "prediction": "v", "timesteps": 1000},
             "labels": {"kind": labels.kind, "names": labels.names}}  # fmt: skip
     save_model(model, work / "base", extra=meta)

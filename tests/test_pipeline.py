@@ -99,6 +99,9 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
             assert (gifs / f"{stem}{suffix}").is_file()
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
+    for name in metrics["val_loss"]:  # evaluate scores each model as its training did
+        trained = json.loads((project / "reports" / f"train_{name}" / "metrics.json").read_text())
+        assert metrics["val_loss"][name] == pytest.approx(trained["val"]["loss"], rel=1e-4)
     assert set(metrics["label_accuracy"]["generated"]) == {"shape", "colour"}
     assert_temporal_matches_its_plot(project, metrics)
     assert metrics["temporal"]["border_ratio"] > 0  # 8 frames from 6-frame windows: one border each
