@@ -1,14 +1,22 @@
 """Stages train_base and train_upsampler@SIZE: frames + labels + params ``train`` and ``base`` or
-``upsampler`` → ``models/<name>/`` and ``reports/<stage>/``. Runs under ``torchrun`` for DDP."""
+``upsampler`` → ``models/<name>/`` and ``reports/<stage>/``. With ``train.nproc`` or ``train.nnodes``
+above 1 it starts itself under torchrun (DDP). Usage: train.py KIND FRAMES LABELS MODEL_OUT REPORTS [SIZE]"""
+
+import sys
 
 from vdlib.common import run_stage
+from vdlib.launch import launch, needs_launch
 from vdlib.train import train_job_from_params, train_model
 
 
 def main(
     kind: str, frames: str, labels: str, model_out: str, report_dir: str, size: str | None = None
 ) -> None:
-    train_model(train_job_from_params(kind, frames, labels, model_out, report_dir, size))
+    job = train_job_from_params(kind, frames, labels, model_out, report_dir, size)
+    if needs_launch(job.train):
+        launch(job.train, [__file__, *sys.argv[1:]])
+    else:
+        train_model(job)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,11 +103,11 @@ def test_tiny_model_overfits(tiny_data, tmp_path):
     assert not job.resume_root.exists() or not any(job.resume_root.iterdir())
 
 
-def write_project(root: Path, data: Path, steps: int, ckpt_every: int) -> Path:
-    """A project folder whose params.yaml trains the tiny base model."""
+def write_project(root: Path, data: Path, steps: int, ckpt_every: int, **train) -> Path:
+    """A project folder whose params.yaml trains the tiny base model (``train``: more train params)."""
     root.mkdir(parents=True)
     params = {
-        "train": {"seed": 3, "ckpt_every": ckpt_every, "log_every": 5, "threads": 1},
+        "train": {"seed": 3, "ckpt_every": ckpt_every, "log_every": 5, "threads": 1, **train},
         "base": {"size": 16, "window": 4, "skip": 0, "steps": steps, "batch": 2, "lr": 2e-3, "warmup": 5,
                  "model": {**TINY_MODEL, "dropout": 0.1}},  # masks from Stream.DROPOUT
     }  # fmt: skip
@@ -249,3 +250,74 @@ def test_a_training_step_draws_nothing_from_torchs_global_generator(tiny_data, t
     again = start_run(job)
     torch.rand(100)  # disturbing the global generator changes nothing
     assert train_step(again, next(iter(again.batches()))) == first
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    return out
+
+
+@pytest.mark.slow
+def test_processes_from_params_match_torchrun_and_two_machines_match_one(tiny_data, tmp_path):
+    """``train.nproc: 2`` makes the stage start itself under torchrun (as ``dvc repro`` runs it): the
+    weights equal a hand-started ``torchrun --nproc_per_node 2``. Two "machines" (two stages with
+    ``nnodes: 2``, one process each, meeting on 127.0.0.1) end with the same weights too, written by
+    node 0:
+    the same two ranks draw the same batches whatever machine they are on."""
+    by_hand = write_project(tmp_path / "torchrun", tiny_data, steps=10, ckpt_every=5)
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"]
+    finish(run_stage(by_hand, tiny_data, launcher=torchrun))
+
+    from_params = write_project(tmp_path / "params", tiny_data, steps=10, ckpt_every=5, nproc=2)
+    out = finish(run_stage(from_params, tiny_data))
+    assert "starting 2 process(es) x 1 machine(s) through torchrun" in out
+    assert "base: 2 ranks, weights identical" in out
+
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [
+        write_project(tmp_path / f"node{rank}", tiny_data, steps=10, ckpt_every=5, nproc=1, nnodes=2,
+                      node_rank=rank, rdzv_endpoint=endpoint)
+        for rank in (0, 1)
+    ]  # fmt: skip
+    procs = [run_stage(node, tiny_data) for node in nodes]
+    outs = [finish(proc) for proc in procs]
+    assert any("base: 2 ranks, weights identical" in out for out in outs)
+    written = [node for node in nodes if (node / "models" / "base").exists()]
+    assert written == [nodes[0]]  # global rank 0, on node 0, alone writes the model
+
+    expected = weights(by_hand)
+    for project in (from_params, written[0]):
+        got = weights(project)
+        assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
+
+
+@pytest.mark.slow
+def test_a_killed_process_stops_the_job_with_one_line_and_a_rerun_resumes(tiny_data, tmp_path):
+    """Rank 1 killed mid-run takes the job down (no hang): the stage fails in one line, and running it
+    again resumes from the last checkpoint to the end."""
+    import psutil
+
+    project = write_project(tmp_path / "dies", tiny_data, steps=60, ckpt_every=5, nproc=2)
+    proc = run_stage(project, tiny_data)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((project / ".vdlib" / "resume").glob("*/state/state.json")):
+        time.sleep(0.1)
+    workers = [
+        p for p in psutil.Process(proc.pid).children(recursive=True)
+        if "train.py" in " ".join(p.cmdline()) and p.environ().get("LOCAL_RANK") == "1"
+    ]  # fmt: skip
+    assert len(workers) == 1, "rank 1 not found"
+    workers[0].kill()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out
+    assert "train.py: error: train: a training process failed (2 process(es) x 1 machine(s)" in out
+
+    out = finish(run_stage(project, tiny_data))
+    assert "resuming from step" in out and (project / "models" / "base" / "model.safetensors").exists()

@@ -92,6 +92,7 @@ def _cmd_labels_pose(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from vdlib.launch import launch, needs_launch
     from vdlib.train import train_job_from_params, train_model
 
     name = "base" if args.kind == "base" else f"upsampler_{args.size}"
@@ -104,6 +105,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         args.size,
         params_file=args.params,
     )
+    if needs_launch(job.train):
+        launch(job.train, ["-m", "vdlib.cli", *sys.argv[1:]])
+        print(f"wrote {job.model_out}")
+        return
     result = train_model(job)
     print(f"wrote {job.model_out} (validation loss {result['val_loss']:.4f})")
 

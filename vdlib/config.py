@@ -230,8 +230,26 @@ class TrainConfig:
     sample_every: int = 0  # steps between sample GIFs; 0 = only at the end
     compile: bool = False  # torch.compile (CUDA only)
     precision: str = "auto"  # auto (bf16 where the hardware computes it natively) | fp32 | bf16
+    # Processes, through PyTorch elastic (torchrun) when more than one: see vdlib/launch.py.
+    nproc: int | str = "auto"  # training processes on this machine; auto = the visible GPUs (1 on CPU)
+    nnodes: int = 1  # machines taking part
+    node_rank: int = 0  # this machine's number, 0 to nnodes - 1
+    rdzv_endpoint: str = ""  # host:port where the machines meet (c10d); empty = this machine alone
 
     def validate(self, where: str) -> None:
+        if not (self.nproc == "auto" or (isinstance(self.nproc, int) and self.nproc >= 1)):
+            _fail(where, "train.nproc", "auto or an integer >= 1", self.nproc)
+        if self.nnodes < 1:
+            _fail(where, "train.nnodes", "an integer >= 1", self.nnodes)
+        if not 0 <= self.node_rank < self.nnodes:
+            _fail(where, "train.node_rank", f"0 to {self.nnodes - 1} (train.nnodes - 1)", self.node_rank)
+        host, _, port = self.rdzv_endpoint.rpartition(":")
+        if self.rdzv_endpoint and not (host and port.isdigit()):
+            _fail(where, "train.rdzv_endpoint", "host:port, or empty for one machine", self.rdzv_endpoint)
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            _fail(
+                where, "train.rdzv_endpoint", "host:port of node 0 when train.nnodes > 1", self.rdzv_endpoint
+            )
         if self.precision not in PRECISIONS:
             _fail(where, "train.precision", " | ".join(PRECISIONS), self.precision)
         if not 0.0 < self.val_fraction < 0.5:

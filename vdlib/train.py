@@ -372,7 +372,8 @@ def _setup(train: TrainConfig) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    threads = train.threads or max(1, available_cores() // world)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))  # processes on this machine
+    threads = train.threads or max(1, available_cores() // local_world)
     device = resolve_device(train.device, "train.device", local if world > 1 else None, threads)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
