@@ -93,10 +93,10 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     for name in ("base", "upsampler_64", "upsampler_128"):
         assert (project / "models" / name / "model.safetensors").is_file()
     assert not list((project / ".vdlib" / "resume").glob("*/state"))
-    gifs = project / "reports" / "gifs"
+    reports = project / "reports"
     for stem in ("circle-red_seed0", "square-blue_seed0", "demo_change_seed0"):
-        for suffix in (".gif", ".mp4", "_sheet.png"):
-            assert (gifs / f"{stem}{suffix}").is_file()
+        assert (reports / "gifs" / f"{stem}.gif").is_file() and (reports / "gifs" / f"{stem}.mp4").is_file()
+        assert (reports / "sheets" / f"{stem}_sheet.png").is_file()
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
     for name in metrics["val_loss"]:  # evaluate scores each model as its training did
@@ -130,6 +130,13 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
             value = data["metrics"]["reports/eval/metrics.json"]["data"]["sampling"]["evaluations_per_video"]
             evaluations[steps] = value
     assert evaluations == {2: 3 * 2 * 2 + 4, 1: 3 * 1 * 2 + 4}
+    # The contact sheets and training samples are image plots: the baseline's and the experiment's
+    # side by side in `dvc plots diff`.
+    diff = json.loads(dvc(project, "plots", "diff", "HEAD", "--json"))["data"]
+    sheet = diff["reports/sheets/circle-red_seed0_sheet.png"]
+    assert {e["type"] for e in sheet} == {"image"}
+    assert {r for e in sheet for r in e["revisions"]} == {"HEAD", "workspace"}
+    assert any(path.startswith("reports/train_base/samples/") for path in diff)
 
     # A training param marks only the stages that read it: check (which reads every section) and
     # train_base. Evaluate reads each model's split and settings from its config.json, so it re-runs

@@ -57,8 +57,11 @@ def generate(
     return Video(request.name, seed, request, to_uint8(clip), stages)
 
 
-def write_video_files(video: Video, out_dir: Path, formats: list[str], fps: float) -> list[Path]:
-    """The video as GIF and/or MP4, plus its contact sheet; returns the paths written."""
+def write_video_files(
+    video: Video, out_dir: Path, formats: list[str], fps: float, sheets_dir: Path | None = None
+) -> list[Path]:
+    """The video as GIF and/or MP4 in ``out_dir``, plus its contact sheet (in ``sheets_dir``, default
+    ``out_dir``); returns the paths written."""
     from vdlib.preview import write_contact_sheet
     from vdlib.video import write_gif, write_mp4
 
@@ -72,10 +75,26 @@ def write_video_files(video: Video, out_dir: Path, formats: list[str], fps: floa
         poses = video.request.cond.reshape(len(video.frames), -1, 3)
     written.append(
         write_contact_sheet(
-            video.frames, out_dir / f"{video.stem}_sheet.png", f"{video.stem} ({fps:g} fps)", poses=poses
+            video.frames,
+            (sheets_dir or out_dir) / f"{video.stem}_sheet.png",
+            f"{video.stem} ({fps:g} fps)",
+            poses=poses,
         )
     )
     return written
+
+
+def _manifest_entry(video: Video, files: list[Path]) -> dict[str, Any]:
+    """What ``videos.json`` records of one video: what was asked, its files, borders and cost."""
+    return {
+        "name": video.stem,
+        "request": video.request.kind,
+        "seed": video.seed,
+        "files": [p.name for p in files],
+        "borders": sorted({b for s in video.stages for b in s.borders}),
+        "seconds": [round(s.seconds, 3) for s in video.stages],
+        "evaluations": [s.evaluations for s in video.stages],
+    }
 
 
 def render(
@@ -87,10 +106,14 @@ def render(
     formats: list[str],
     fps: float = 0.0,
     device: torch.device | str = "cpu",
+    sheets_dir: str | Path | None = None,
 ) -> list[Video]:
-    """Generate every request for every seed; write the files, ``generated.npz`` and ``videos.json``."""
+    """Generate every request for every seed; write the files, ``generated.npz`` and ``videos.json``
+    to ``out_dir`` and the contact sheets to ``sheets_dir`` (default ``out_dir``)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    sheets = Path(sheets_dir) if sheets_dir else out_dir
+    for folder in (out_dir, sheets):
+        folder.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     fps = fps or float(cascade[0].meta["fps"])
     videos = []
@@ -107,19 +130,9 @@ def render(
     with progress(total=len(jobs), desc="render", unit="video") as bar:
         for request, seed in jobs:
             video = generate(cascade, request, frames, seed, device)
-            files = write_video_files(video, out_dir, formats, fps)
+            files = write_video_files(video, out_dir, formats, fps, sheets)
             videos.append(video)
-            manifest["videos"].append(
-                {
-                    "name": video.stem,
-                    "request": request.kind,
-                    "seed": seed,
-                    "files": [p.name for p in files],
-                    "borders": sorted({b for s in video.stages for b in s.borders}),
-                    "seconds": [round(s.seconds, 3) for s in video.stages],
-                    "evaluations": [s.evaluations for s in video.stages],
-                }
-            )
+            manifest["videos"].append(_manifest_entry(video, files))
             bar.set_postfix_str(f"{video.stem}: {sum(s.seconds for s in video.stages):.1f}s")
             bar.update(1)
     arrays = {f"frames/{v.stem}": v.frames for v in videos}
@@ -161,8 +174,10 @@ def render_videos(
     frames: str | Path | None = None,
     labels: str | Path | None = None,
     keys: dict[str, str] | None = None,
+    sheets_dir: str | Path | None = None,
 ) -> list[Video]:
-    """Render what ``cfg`` asks for with the first ``cfg.cascade`` of ``models`` (base first).
+    """Render what ``cfg`` asks for with the first ``cfg.cascade`` of ``models`` (base first), the
+    contact sheets to ``sheets_dir`` (default ``out_dir``).
 
     ``frames`` and ``labels`` (the frame store and labels file the models were trained on) are
     where ``auto`` requests come from: label combinations and held-out poses. ``keys`` name the
@@ -183,4 +198,4 @@ def render_videos(
         cfg, cascade[0].labels, fps, pose or PoseConfig(), size=cascade[-1].size, held_out=held_out,
         keys=keys or PARAM_KEYS,
     )  # fmt: skip
-    return render(cascade, requests, cfg.seeds, cfg.frames, out_dir, cfg.formats, fps, device)
+    return render(cascade, requests, cfg.seeds, cfg.frames, out_dir, cfg.formats, fps, device, sheets_dir)
