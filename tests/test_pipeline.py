@@ -116,6 +116,19 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "baseline run")
 
+    # Remote storage: push the run to a DVC remote (a local folder here; S3, GCS or SSH alike), clone
+    # the repository afresh, pull, and render from the pulled models without training anything.
+    dvc(project, "remote", "add", "-d", "store", str(project.parent / "remote"))
+    git(project, "commit", "-q", "-am", "a DVC remote")
+    dvc(project, "push")
+    clone = project.parent / "clone"
+    git(project.parent, "clone", "-q", str(project), str(clone))
+    dvc(clone, "pull")
+    assert "Data and pipelines are up to date" in dvc(clone, "status")
+    out = dvc(clone, "repro", "--force", "--single-item", "render")
+    assert "Running stage 'render'" in out and "Running stage 'train" not in out
+    assert (clone / "reports" / "gifs" / "circle-red_seed0.gif").is_file()
+
     # A render setting re-runs only render and evaluate, as an experiment.
     out = dvc(project, "exp", "run", "-S", "render.base.steps=1")
     assert "Running stage 'render'" in out and "Running stage 'evaluate'" in out
