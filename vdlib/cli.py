@@ -7,6 +7,7 @@ Flag defaults come from the same dataclasses as ``params.yaml``, so both agree.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -107,10 +108,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
     if needs_launch(job.train):
         launch(job.train, ["-m", "vdlib.cli", *sys.argv[1:]])
-        print(f"wrote {job.model_out}")
+        print(f"trained {job.name} (the machine with node_rank 0 wrote {job.model_out})")
         return
     result = train_model(job)
-    print(f"wrote {job.model_out} (validation loss {result['val_loss']:.4f})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone writes
+        print(f"wrote {job.model_out} (validation loss {result['val_loss']:.4f})")
 
 
 def _per_model(text: str | None, count: int, flag: str, kind: type) -> list | None:
