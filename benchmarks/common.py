@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vdlib.device import available_cores
+from vdlib.cores import available_cores
 
 BENCH_DIR = Path(__file__).resolve().parent
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import experiments
 import extract
 import pose
 import sampling
@@ -21,7 +22,7 @@ import scaling
 import training
 from common import machine, write_json
 
-BENCHMARKS = ("extract", "pose", "training", "sampling", "scaling")
+BENCHMARKS = ("extract", "pose", "training", "sampling", "scaling", "experiments")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": lambda: training.run(args.quick),
         "sampling": lambda: sampling.run(args.quick),
         "scaling": lambda: scaling.run(args.quick, plot=args.out.with_name("scaling.png")),
+        "experiments": lambda: experiments.run(args.quick),
     }
     results = {"machine": machine(), "quick": args.quick, "benchmarks": {}}
     if args.out.is_file() and not args.quick:  # --only: keep the other benchmarks' last results

@@ -123,7 +123,7 @@ def compare(frames: int, size: int, batch: int, steps: int, repeats: int, thread
 
 def run(quick: bool = False, threads: int = 0) -> dict:
     """The benchmark: rows per clip shape and a Markdown table."""
-    from vdlib.device import available_cores
+    from vdlib.cores import available_cores
 
     threads = threads or available_cores()
     shapes = [(4, 16)] if quick else [(8, 32), (16, 32)]

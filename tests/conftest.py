@@ -56,9 +56,21 @@ def portrait_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Exported pose models go to a per-session folder, not the user's ~/.cache/vdlib."""
+def _isolated_folders(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exported pose models go to a per-session folder, not the user's ~/.cache/vdlib, and the
+    session's processes share cores among themselves only (``vdlib.cores``)."""
     os.environ["VDLIB_CACHE"] = str(tmp_path_factory.mktemp("vdlib-cache"))
+    os.environ["VDLIB_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("vdlib-running"))
+
+
+@pytest.fixture(autouse=True)
+def _release_cores() -> Iterator[None]:
+    """A test that computed in this process hands its cores back, so the stages later tests start
+    as subprocesses get every core."""
+    yield
+    from vdlib.cores import release_cores
+
+    release_cores()
 
 
 SHORT_DEMO = DemoConfig(seconds=8, fps=10, width=96, height=72, seed=0)
@@ -265,6 +277,7 @@ def make_git_project(folder: Path, change: Any = None, files: dict[str, str] | N
     git(folder, "config", "user.email", "test@example.com")
     git(folder, "config", "user.name", "vdlib tests")
     dvc(folder, "init", "-q")
+    shutil.copy(REPO / ".dvc" / "config", folder / ".dvc" / "config")  # the project's DVC settings
     params = tiny_params(yaml.safe_load((folder / "params.yaml").read_text()))
     if change is not None:
         change(params)

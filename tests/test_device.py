@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vdlib.common import VdlibError
-from vdlib.device import autocast, available_cores, resolve_device, resolve_precision
+from vdlib.cores import available_cores
+from vdlib.device import autocast, resolve_device, resolve_precision
 
 CPU = torch.device("cpu")
 

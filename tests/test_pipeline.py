@@ -125,9 +125,27 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     git(project.parent, "clone", "-q", str(project), str(clone))
     dvc(clone, "pull")
     assert "Data and pipelines are up to date" in dvc(clone, "status")
+    # Checked out as links to the DVC cache, not copies (cache.type in .dvc/config), as the queue's
+    # workspaces are too.
+    assert os.stat(clone / "data" / "frames" / "frames.npy").st_nlink > 1
     out = dvc(clone, "repro", "--force", "--single-item", "render")
     assert "Running stage 'render'" in out and "Running stage 'train" not in out
     assert (clone / "reports" / "gifs" / "circle-red_seed0.gif").is_file()
+
+    # Queued experiments side by side (two workers): each trains in its own workspace with its
+    # share of the cores (train.threads 0) and ends with its own metrics.
+    for lr in ("0.001", "0.004"):
+        dvc(project, "exp", "run", "--queue", "-n", f"lr{lr}", "-S", f"base.lr={lr}", "-S", "train.threads=0")
+    dvc(project, "exp", "run", "--run-all", "-j", "2")
+    assert [line.split()[-1] for line in dvc(project, "queue", "status").splitlines()[1:3]] == ["Success"] * 2
+    final_lr = {}
+    for row in json.loads(dvc(project, "exp", "show", "--json")):
+        for group in row.get("experiments") or []:
+            data = group["revs"][0]["data"]
+            lr = data["params"]["params.yaml"]["data"]["base"]["lr"]
+            final_lr[lr] = data["metrics"]["reports/train_base/metrics.json"]["data"]["lr"]
+    assert set(final_lr) == {0.001, 0.004} and final_lr[0.004] == pytest.approx(4 * final_lr[0.001])
+    assert not list((project / ".vdlib" / "resume").glob("*/state"))
 
     # A render setting re-runs only render and evaluate, as an experiment.
     out = dvc(project, "exp", "run", "-S", "render.base.steps=1")

@@ -165,30 +165,6 @@ def test_kill_and_resume_ends_with_the_same_weights(tiny_data, tmp_path):
     assert rows[0] == "step\tloss" and [int(r.split("\t")[0]) for r in rows[1:]] == list(range(5, 61, 5))
 
 
-@pytest.mark.slow
-def test_ddp_two_ranks_on_cpu(tiny_data, tmp_path):
-    project = write_project(tmp_path / "ddp", tiny_data, steps=10, ckpt_every=5)
-    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"]
-    proc = run_stage(project, tiny_data, launcher=torchrun)
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    assert "base: 2 ranks, weights identical" in out
-    files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
-    assert files == [
-        "models/base/config.json",
-        "models/base/model.safetensors",
-        "params.yaml",
-        "reports/train_base/metrics.json",
-        "reports/train_base/plots/metrics/clips_per_s.tsv",
-        "reports/train_base/plots/metrics/lr.tsv",
-        "reports/train_base/plots/metrics/train/loss.tsv",
-        "reports/train_base/plots/metrics/val/loss.tsv",
-        "reports/train_base/samples/step_000010.gif",
-    ]
-    metrics = json.loads((project / "reports" / "train_base" / "metrics.json").read_text())
-    assert metrics["step"] == 10
-
-
 def test_batches_do_not_depend_on_the_number_of_workers(tiny_data):
     """Worker processes open the memory-mapped store themselves; every step's batch is the same."""
     from torch.utils.data import DataLoader
@@ -221,7 +197,7 @@ def test_image_clips_are_unrelated_training_frames(tiny_data):
 
     labels = read_labels(tiny_data / "labels.parquet")
     store = FrameStore.open(tiny_data / "frames")
-    stored = torch.from_numpy(np.asarray(store.frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    stored = torch.from_numpy(np.array(store.frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     windows = ClipWindows((len(labels),), window=4, skip=0, val_fraction=0.2)
     spec = BatchSpec(size=16, batch=8, flip=False, image_prob=0.5)
     seen = {True: 0, False: 0}
@@ -273,7 +249,21 @@ def test_processes_from_params_match_torchrun_and_two_machines_match_one(tiny_da
     the same two ranks draw the same batches whatever machine they are on."""
     by_hand = write_project(tmp_path / "torchrun", tiny_data, steps=10, ckpt_every=5)
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"]
-    finish(run_stage(by_hand, tiny_data, launcher=torchrun))
+    out = finish(run_stage(by_hand, tiny_data, launcher=torchrun))
+    assert "base: 2 ranks, weights identical" in out
+    files = sorted(str(p.relative_to(by_hand)) for p in by_hand.rglob("*") if p.is_file())
+    assert files == [
+        "models/base/config.json",
+        "models/base/model.safetensors",
+        "params.yaml",
+        "reports/train_base/metrics.json",
+        "reports/train_base/plots/metrics/clips_per_s.tsv",
+        "reports/train_base/plots/metrics/lr.tsv",
+        "reports/train_base/plots/metrics/train/loss.tsv",
+        "reports/train_base/plots/metrics/val/loss.tsv",
+        "reports/train_base/samples/step_000010.gif",
+    ]  # rank 0 alone writes, and the resumable state is gone
+    assert json.loads((by_hand / "reports" / "train_base" / "metrics.json").read_text())["step"] == 10
 
     from_params = write_project(tmp_path / "params", tiny_data, steps=10, ckpt_every=5, nproc=2)
     out = finish(run_stage(from_params, tiny_data))
@@ -304,7 +294,7 @@ def test_a_killed_process_stops_the_job_with_one_line_and_a_rerun_resumes(tiny_d
     again resumes from the last checkpoint to the end."""
     import psutil
 
-    project = write_project(tmp_path / "dies", tiny_data, steps=60, ckpt_every=5, nproc=2)
+    project = write_project(tmp_path / "dies", tiny_data, steps=30, ckpt_every=5, nproc=2)
     proc = run_stage(project, tiny_data)
     deadline = time.time() + 300
     while time.time() < deadline and not list((project / ".vdlib" / "resume").glob("*/state/state.json")):

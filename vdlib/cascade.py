@@ -22,6 +22,7 @@ import torch
 from vdlib.clips import resize_clip
 from vdlib.common import VdlibError
 from vdlib.config import DiffusionConfig, SamplingConfig
+from vdlib.cores import share_cores
 from vdlib.diffusion import Diffusion, sample
 from vdlib.labels import ModelLabels
 from vdlib.lowres import Residual, lowres_inputs
@@ -210,6 +211,8 @@ def run_model(
     evaluations = 0
     for w, (start, given) in enumerate(plan):
         span = slice(start, start + length)
+        if device.type == "cpu":
+            share_cores()  # other vdlib processes may have started or finished since the last window
         made, cost = sample_window(
             model, out[:, :, span], given, None if cond_t is None else cond_t[None, span],
             None if lowres is None else lowres[:, :, span],

@@ -20,7 +20,8 @@ from vdlib.randomness import Stream, step_generator
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
     """(X, S, S, 3) uint8 → (3, X, S, S) float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
+    array = np.require(frames, requirements=["C", "W"])  # a copy only of read-only memmap views
+    return torch.from_numpy(array).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
 
 
 def resize_clip(clip: torch.Tensor, size: int) -> torch.Tensor:

@@ -223,7 +223,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.05  # held-out tail of the frame store, for validation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads for torch; 0 = every core this process may use
+    threads: int = 0  # CPU threads for torch; 0 = this process's share (cores // vdlib processes running)
     workers: int = 0  # DataLoader worker processes reading the frame store
     ckpt_every: int = 100  # steps between resumable checkpoints (and validation)
     log_every: int = 10

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 
 from vdlib.common import VdlibError
 from vdlib.config import PRECISIONS
+from vdlib.cores import share_cores
 
 DEVICES = "auto, cpu, cuda or cuda:N"
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def resolve_device(want: str, key: str, local_rank: int | None = None, threads: int = 0) -> torch.device:
     """``auto`` → CUDA when PyTorch sees a GPU, else CPU; a clear error naming ``key`` when CUDA is asked
-    for but absent. On CPU, torch uses ``threads`` threads (0: every available core; torch's own
-    default is sometimes 1)."""
+    for but absent. On CPU, torch uses ``threads`` threads (0: this process's share of the cores,
+    ``vdlib.cores.share_cores``)."""
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
     if want != "cpu" and not (want == "cuda" or want.startswith("cuda:")):
@@ -34,7 +29,7 @@ def resolve_device(want: str, key: str, local_rank: int | None = None, threads: 
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     else:
-        torch.set_num_threads(threads or available_cores())
+        share_cores(threads)
     return device
 
 

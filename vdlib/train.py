@@ -34,7 +34,8 @@ from vdlib.cascade import CascadeModel, run_model, to_uint8
 from vdlib.clips import BatchSpec, ClipBatches, make_batch, resize_clip, to_model_range
 from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import ModelTrainConfig, SamplingConfig, TrainConfig, UpsamplerConfig
-from vdlib.device import autocast, available_cores, resolve_device, resolve_precision
+from vdlib.cores import share_cores
+from vdlib.device import autocast, resolve_device, resolve_precision
 from vdlib.diffusion import Diffusion
 from vdlib.frames import ClipWindows, FrameStore
 from vdlib.labels import Labels, read_labels
@@ -372,9 +373,7 @@ def _setup(train: TrainConfig) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))  # processes on this machine
-    threads = train.threads or max(1, available_cores() // local_world)
-    device = resolve_device(train.device, "train.device", local if world > 1 else None, threads)
+    device = resolve_device(train.device, "train.device", local if world > 1 else None, train.threads)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
@@ -422,6 +421,11 @@ class Run:
     @property
     def last_step(self) -> int:
         return self.job.cfg.steps
+
+    @property
+    def param_count(self) -> int:
+        """Trainable parameters of the network."""
+        return sum(p.numel() for p in self.model.parameters())
 
     def ema_model(self) -> UNet3D:
         return self.ema.model(self.model, self.device)
@@ -529,7 +533,7 @@ class TrainLog:
         self.run.history.append({"step": self.run.step, "metrics": metrics})
 
     def end(self) -> None:
-        self.live.log_metric("params", sum(p.numel() for p in self.run.model.parameters()), plot=False)
+        self.live.log_metric("params", self.run.param_count, plot=False)
         self.live.make_summary()
         self.live.end()
 
@@ -537,6 +541,8 @@ class TrainLog:
 def _between_steps(run: Run, log: TrainLog | None) -> None:
     """Resumable state and sample GIFs on schedule (rank 0), and the ranks' checkpoint barrier."""
     step, tcfg = run.step, run.job.train
+    if run.device.type == "cpu":
+        share_cores(tcfg.threads)  # workers that started or finished since change this one's share
     if log is not None and step < run.last_step:
         if step % tcfg.ckpt_every == 0:
             save_state(run.state_dir, run.model, run.ema, run.opt, step, run.history)
@@ -561,8 +567,7 @@ def finish_run(run: Run, log: TrainLog | None, val_loss: float) -> dict[str, flo
     if run.world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    params = sum(p.numel() for p in run.model.parameters())
-    return {"val_loss": val_loss, "params": float(params), "steps": float(run.step)}
+    return {"val_loss": val_loss, "params": float(run.param_count), "steps": float(run.step)}
 
 
 def train_model(job: TrainJob) -> dict[str, float]:
@@ -570,11 +575,10 @@ def train_model(job: TrainJob) -> dict[str, float]:
     run = start_run(job)
     log = TrainLog(run) if run.rank == 0 else None
     tcfg, val = job.train, float("nan")
-    params = sum(p.numel() for p in run.model.parameters())
     bar = progress(
         total=run.last_step, initial=run.step, desc=f"train {job.name}", unit="step", disable=run.rank != 0
     )
-    bar.set_postfix_str(f"{params / 1e6:.2f}M params, {run.data.windows.frames} frames/clip")
+    bar.set_postfix_str(f"{run.param_count / 1e6:.2f}M params, {run.data.windows.frames} frames/clip")
     run.net.train()
     for batch in run.batches():
         loss = train_step(run, batch)
