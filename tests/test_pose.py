@@ -1,5 +1,8 @@
 """Pose labels on real photos with people (Ultralytics' own assets), panned and zoomed into videos."""
 
+import subprocess
+import sys
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -92,7 +95,11 @@ def test_onnx_runtime_finds_the_same_poses_and_exports_once(bus_store, tmp_path,
     frames = np.asarray(bus_store.frames[:8])
     cfg = PoseConfig(runtime="onnx")
     expected_kp, expected_person = detect_poses(load_pose_model(PoseConfig(runtime="torch")), frames, cfg)
+    # Another process (a queued experiment's labels stage) exports into the same cache at once.
+    code = "import vdlib.config as c, vdlib.pose as p; p.load_pose_model(c.PoseConfig(runtime='onnx'))"
+    other = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     kp, person = detect_poses(load_pose_model(cfg), frames, cfg)
+    assert other.wait(timeout=600) == 0, other.stderr.read()
     exported = sorted((tmp_path / "cache").rglob("*"))
     assert [p.suffix for p in exported if p.is_file()] == [".onnx"]  # no temporary leftovers
     assert person.all() and (person == expected_person).all()
