@@ -61,10 +61,10 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
     """Generate one 16-frame clip per label combination with each sampler; time and score them."""
 
     from vdlib.cascade import open_model, run_model, to_uint8
+    from vdlib.classifier import label_accuracy, train_classifier
     from vdlib.conditions import parse_labels
     from vdlib.config import EvaluateConfig, RenderConfig, load_section
     from vdlib.device import resolve_device
-    from vdlib.evaluate import label_accuracy, train_classifier
     from vdlib.frames import ClipWindows, FrameStore
     from vdlib.labels import read_labels
 

@@ -59,6 +59,29 @@ def test_upsampler_is_conditioned_on_the_previous_models_output(models):
     assert not torch.equal(a, b)
 
 
+def test_guidance_in_one_batch_equals_the_two_passes_it_replaces(models):
+    """The labelled and null halves of one guided batch are what two separate network passes give."""
+    from vdlib.diffusion import guided
+
+    net = cascade(models)[0].net
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 16, 16, generator=gen)
+    t = torch.tensor([300, 700])
+    cond = torch.from_numpy(circle_red(models, 4)).float()[None].repeat(2, 1, 1)
+    context = {"context": torch.zeros_like(x), "context_mask": torch.zeros(2, 4, dtype=torch.bool)}
+
+    def denoise(x_, t_, labelled):
+        repeat = x_.shape[0] // 2
+        given = {k: torch.cat([v] * repeat) for k, v in context.items()}
+        return net(x_, t_, cond=torch.cat([cond] * repeat), cond_mask=labelled, **given)
+
+    with torch.no_grad():
+        labelled, null = net(x, t, cond=cond, **context), net(x, t, cond=None, **context)
+        together = guided(denoise, 3.0, True)(x, t)
+    torch.testing.assert_close(together, null + 3.0 * (labelled - null), atol=1e-5, rtol=1e-5)
+    assert (labelled - null).abs().max() > 1e-4  # the labels do change the prediction
+
+
 def test_cascade_order_is_checked(models):
     settings = [SamplingConfig(), SamplingConfig()]
     with pytest.raises(VdlibError, match="the first model must be a base model"):

@@ -70,21 +70,21 @@ def test_samplers_recover_the_only_clip_an_oracle_knows(sampler, prediction):
     assert (result.clip - x0).abs().max() < 0.05
 
 
-def test_guidance_counts_and_scale_one_is_the_labelled_output():
+def test_guidance_is_one_pass_counted_twice_and_scale_one_is_the_labelled_output():
     calls = []
 
-    def denoise(x, t, use_labels):
-        calls.append(use_labels)
-        return x * (2.0 if use_labels else 1.0)
+    def denoise(x, t, labelled):
+        calls.append(None if labelled is None else labelled.tolist())
+        return x * (1.0 if labelled is None else torch.where(labelled, 2.0, 1.0).view(-1, 1, 1, 1, 1))
 
     x = torch.ones(1, 3, 2, 4, 4)
     t = torch.tensor([5])
-    assert torch.equal(guided(denoise, 1.0, True)(x, t), x * 2.0) and calls == [True]
+    assert torch.equal(guided(denoise, 1.0, True)(x, t), x * 2.0) and calls == [[True]]
     calls.clear()
     assert torch.allclose(guided(denoise, 3.0, True)(x, t), x * (1 + 3.0 * (2 - 1)))
-    assert calls == [True, False]
+    assert calls == [[True, False]]  # labelled and null halves of one batch
     calls.clear()
-    assert torch.equal(guided(denoise, 3.0, False)(x, t), x) and calls == [False]
+    assert torch.equal(guided(denoise, 3.0, False)(x, t), x) and calls == [None]
     d = Diffusion(DiffusionConfig())
     result = sample(
         lambda x, t, u: torch.zeros_like(x), (1, 3, 2, 4, 4), d, "ddim", 10, guidance=2.0, has_labels=True

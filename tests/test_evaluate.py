@@ -7,19 +7,19 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from vdlib.classifier import identity_stability, label_accuracy, predict, targets, train_classifier
 from vdlib.config import DemoConfig, EvaluateConfig, ExtractConfig
 from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
-from vdlib.evaluate import (
-    RealReference,
-    frame_differences,
-    label_accuracy,
-    psnr,
-    ssim,
-    temporal_consistency,
-    train_classifier,
-)
+from vdlib.evaluate import RealReference, psnr, ssim, temporal_consistency
 from vdlib.extract import extract_frames
 from vdlib.frames import ClipWindows
+from vdlib.motion import (
+    frame_differences,
+    mean_difference,
+    motion_distance,
+    pixel_changes,
+    video_pixel_changes,
+)
 from vdlib.render import Rendered
 from vdlib.tables import LabelRangeWarning, timestamp_labels
 
@@ -59,7 +59,7 @@ def rendered_from(clips: dict[str, np.ndarray], borders: list[int]) -> Rendered:
 def test_temporal_consistency_is_one_for_real_clips_and_zero_for_frozen(demo_store):
     store, _ = demo_store
     ref = RealReference(store, ClipWindows.for_store(store, window=4, skip=1, val_fraction=0.05))
-    real = ref.temporal_difference(32)
+    real = mean_difference(*ref.pairs(32))
     starts = range(0, len(store) - 40, 13)
     clips = {f"v{s}": np.asarray(store.frames[s : s + 32 : 2]) for s in starts}
     ratio, per_pair = temporal_consistency(rendered_from(clips, [8]), real)
@@ -72,6 +72,30 @@ def test_temporal_consistency_is_one_for_real_clips_and_zero_for_frozen(demo_sto
     assert flickering["ratio"] > 5 and flickering["border_ratio"] > 5
     steps = np.stack([np.full((4, 4, 3), v, np.uint8) for v in (10, 20, 50)])
     np.testing.assert_array_equal(frame_differences(steps), [10.0, 30.0])
+
+
+def test_motion_distance_is_small_for_real_clips_and_large_for_shuffled_or_boiling_ones(demo_store):
+    """The mean frame difference cannot tell smooth motion from frames in the wrong order or noise
+    that boils in place; the distribution of per-pixel changes can."""
+    store, _ = demo_store
+    reference = pixel_changes(*RealReference(store, ClipWindows.for_store(store, 4, 1, 0.05)).pairs(32))
+    rng = np.random.default_rng(0)
+    clips = [np.asarray(store.frames[s : s + 32 : 2]) for s in range(0, len(store) - 40, 13)]
+    shuffled = [clip[rng.permutation(len(clip))] for clip in clips]
+    jumping = [np.asarray(store.frames[np.sort(rng.choice(len(store), 16, replace=False))]) for _ in clips]
+    boiling = [np.clip(c + rng.normal(0, 6, c.shape), 0, 255).astype(np.uint8) for c in clips]
+    distance = {
+        name: motion_distance(video_pixel_changes(videos), reference)
+        for name, videos in [
+            ("real", clips),
+            ("shuffled", shuffled),
+            ("jumping", jumping),
+            ("boiling", boiling),
+        ]
+    }
+    assert distance["real"] < 0.5
+    for name in ("shuffled", "jumping", "boiling"):
+        assert distance[name] > 4 * distance["real"] + 1, distance
 
 
 @pytest.mark.slow
@@ -91,6 +115,18 @@ def test_label_classifier_reads_shape_and_colour_of_held_out_frames(demo_store):
     blurred = np.stack([np.asarray(Image.fromarray(f).filter(ImageFilter.GaussianBlur(0.8))) for f in real])
     for changed in (zoomed, blurred):
         assert label_accuracy(classifier, changed, labels.cond[split:], labels.names, 32)["shape"] >= 0.75
+    # Identity: consecutive held-out frames (at the clips' rate) keep their label; the same labels
+    # asked of frames picked at random from the whole video do not.
+    sequences = [np.arange(split, len(store))[offset::2] for offset in (0, 1)]
+    truth = [targets(labels.cond[rows], labels.names) for rows in sequences]
+    read = [predict(classifier, np.asarray(store.frames[rows]), 32) for rows in sequences]
+    stable = identity_stability(read, truth, labels.names)
+    rng = np.random.default_rng(0)
+    jumbled = [
+        predict(classifier, np.asarray(store.frames[rng.choice(split, len(rows))]), 32) for rows in sequences
+    ]
+    unstable = identity_stability(jumbled, truth, labels.names)
+    assert min(stable.values()) >= 0.9 and max(unstable.values()) < 0.6
     # Asking for other labels than the frames show scores low: the metric can fail.
     wrong = np.roll(labels.cond[split:], 1, axis=1)  # every label moved to its neighbour's slot
     assert label_accuracy(classifier, store.frames[split:], wrong, labels.names, 32)["colour"] < 0.3

@@ -178,8 +178,11 @@ def sample_window(
     inputs["context"] = residual.target(context, upscaled).to(device)
     inputs["context_mask"] = (torch.arange(length) < given)[None].to(device)
 
-    def denoise(x: torch.Tensor, t: torch.Tensor, use_labels: bool) -> torch.Tensor:
-        return model.net(x, t, cond=cond if use_labels else None, **inputs)
+    def denoise(x: torch.Tensor, t: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
+        repeat = x.shape[0] // context.shape[0]  # 2 for the labelled and null halves of guidance
+        given = {k: torch.cat([v] * repeat) for k, v in inputs.items()}
+        labels = None if labelled is None or cond is None else torch.cat([cond] * repeat)
+        return model.net(x, t, cond=labels, cond_mask=labelled, **given)
 
     settings = model.sampling
     result = sample(

@@ -106,22 +106,25 @@ def make_sampler(name: str, cfg: DiffusionConfig):
     raise VdlibError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {name!r}")
 
 
-# A denoiser maps (x_t, t as a (B,) tensor, use_labels) to the network output.
-Denoiser = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
+# A denoiser maps (x_t, t as a (B,) tensor, labelled) to the network output; ``labelled`` is None
+# (no labels at all) or a (B,) bool mask: True = the clip's labels, False = the null labels.
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 def guided(
     denoise: Denoiser, guidance: float, has_labels: bool
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Classifier-free guidance: null + s * (labelled - null). Scale 1 is the labelled output alone."""
+    """Classifier-free guidance: null + s * (labelled - null), both predictions made in one network
+    pass over a batch of twice the size. Scale 1 is the labelled output alone."""
 
     def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if not has_labels:
-            return denoise(x, t, False)
-        labelled = denoise(x, t, True)
+            return denoise(x, t, None)
+        b = x.shape[0]
         if guidance == 1.0:
-            return labelled
-        null = denoise(x, t, False)
+            return denoise(x, t, torch.ones(b, dtype=torch.bool, device=x.device))
+        both = torch.arange(2 * b, device=x.device) < b
+        labelled, null = denoise(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
         return null + guidance * (labelled - null)
 
     return fn
@@ -154,10 +157,10 @@ def sample(
         raise VdlibError(f"steps: expected an integer >= 1, got {steps}")
     calls = 0
 
-    def counted(x: torch.Tensor, t: torch.Tensor, use_labels: bool) -> torch.Tensor:
+    def counted(x: torch.Tensor, t: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
         nonlocal calls
-        calls += 1
-        return denoise(x, t, use_labels)
+        calls += x.shape[0] // shape[0]  # network evaluations per clip: a guided pass counts twice
+        return denoise(x, t, labelled)
 
     model_fn = guided(counted, guidance, has_labels)
     noise = torch.randn(shape, generator=generator, device="cpu").to(device)

@@ -1,12 +1,13 @@
 """Numbers that say whether generation worked.
 
 - ``val_loss``: each model's loss on the held-out tail at fixed noise levels (as in training).
-- label accuracy: a small frame classifier, trained on the real labelled frames before the held-out
-  tail, predicts each group's label of the generated frames; reported next to its accuracy on the
-  real held-out frames (the ceiling).
+- label accuracy and identity stability (:mod:`vdlib.classifier`): a small frame classifier,
+  trained on the real labelled frames before the held-out tail, reads each group's label of the
+  generated frames; reported next to the same on real held-out clips (the ceiling).
 - temporal consistency: mean absolute frame-to-frame difference of generated videos over that of
   real clips at the same rate and size (1 is ideal; flicker > 1, a frozen video ≈ 0), overall and
-  for the frame pairs that straddle a window border.
+  for the frame pairs that straddle a window border; and the motion distance (:mod:`vdlib.motion`),
+  which tells smooth motion from boiling or jumping, next to real held-out clips' own.
 - upsampler fidelity: PSNR and SSIM of each upsampler on held-out real low-res → high-res clips,
   next to bicubic upscaling of the same clips.
 - pose fidelity (pose-conditioned videos): the pose model on the generated frames vs the requested
@@ -24,14 +25,21 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torch import nn
 
 from vdlib.cascade import CascadeModel, run_model, to_uint8
+from vdlib.classifier import accuracy, identity_stability, predict, targets, train_classifier
 from vdlib.clips import resize_clip, to_model_range
-from vdlib.common import atomic_output, progress, write_json
+from vdlib.common import atomic_output, write_json
 from vdlib.config import CASCADE, EvaluateConfig, PoseConfig
 from vdlib.frames import ClipWindows, FrameStore
 from vdlib.labels import Labels
+from vdlib.motion import (
+    frame_differences,
+    mean_difference,
+    motion_distance,
+    pixel_changes,
+    video_pixel_changes,
+)
 from vdlib.render import Rendered
 from vdlib.train import JobData
 
@@ -70,137 +78,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(s.mean())
 
 
-def frame_differences(frames: np.ndarray) -> np.ndarray:
-    """Mean absolute difference (0-255 scale) of each consecutive pair of (K, S, S, 3) frames."""
-    f = np.asarray(frames, dtype=np.float32)
-    return np.abs(f[1:] - f[:-1]).mean(axis=(1, 2, 3))
-
-
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """(N, S, S, 3) uint8 → (N, size, size, 3) uint8 (area when shrinking, bilinear when growing)."""
     if frames.shape[1] == size:
         return np.asarray(frames)
     clip = resize_clip(to_model_range(np.array(frames))[None], size)
     return to_uint8(clip)
-
-
-# --------------------------------------------------------------------------------------------------
-# Label classifier
-# --------------------------------------------------------------------------------------------------
-
-
-def group_slices(names: list[str]) -> dict[str, list[int]]:
-    """``cond`` indices of each label group, e.g. {'shape': [0, 1, 2], 'colour': [3, 4, 5]}."""
-    out: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        out.setdefault(name.partition("=")[0], []).append(i)
-    return out
-
-
-def group_targets(cond: np.ndarray, slots: list[int]) -> np.ndarray:
-    """Class index per frame within one group: its single active label, or -1 (none or several)."""
-    part = np.asarray(cond)[:, slots] > 0.5
-    target = part.argmax(1)
-    target[part.sum(1) != 1] = -1
-    return target
-
-
-class FrameClassifier(nn.Module):
-    """A small CNN with one softmax head per label group (each with an extra 'none' class)."""
-
-    def __init__(self, groups: dict[str, list[int]], width: int = 32) -> None:
-        super().__init__()
-        self.groups = list(groups)
-        self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.SiLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )  # fmt: skip
-        self.heads = nn.ModuleList(nn.Linear(2 * width, len(slots) + 1) for slots in groups.values())
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = self.features(x)
-        return [head(h) for head in self.heads]
-
-
-def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Gaussian blur of each image of (B, C, H, W) with its own ``sigma`` (B,) in pixels (0: none)."""
-    b, c, h, w = x.shape
-    taps = torch.arange(-3, 4, dtype=x.dtype)
-    kernel = torch.exp(-(taps**2)[None] / (2 * sigma.clamp(min=1e-3)[:, None] ** 2))
-    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # (B*C, 7)
-    flat = x.reshape(1, b * c, h, w)
-    flat = F.conv2d(F.pad(flat, (3, 3, 0, 0), mode="replicate"), kernel[:, None, None, :], groups=b * c)
-    flat = F.conv2d(F.pad(flat, (0, 0, 3, 3), mode="replicate"), kernel[:, None, :, None], groups=b * c)
-    return flat.reshape(b, c, h, w)
-
-
-def augment_frames(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Label-preserving changes to (B, 3, S, S) frames in [-1, 1], drawn from ``gen``: shifts of up
-    to a tenth of the frame, zoom 0.85-1.15, aspect 0.9-1.1, rotation up to 10 degrees, blur up to
-    1 px and light noise. Without them the classifier learns shortcuts that do not name the label: on
-    the demo it told circles from squares by their area (a real circle zoomed 1.1x read as a square,
-    and so did one blurred by 0.8 px), not by their corners."""
-    b = x.shape[0]
-
-    def uniform(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(b, generator=gen)
-
-    zoom, aspect, angle = uniform(0.85, 1.15), uniform(0.9, 1.1), uniform(-0.175, 0.175)
-    sx, sy = zoom * aspect, zoom / aspect
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    # affine_grid maps output to input coordinates: the inverse of zooming by (sx, sy) and rotating.
-    theta = torch.stack(
-        [torch.stack([cos / sx, sin / sx, uniform(-0.2, 0.2)], 1),
-         torch.stack([-sin / sy, cos / sy, uniform(-0.2, 0.2)], 1)], 1,
-    )  # fmt: skip
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    blurred = _blur(moved, uniform(0.0, 1.0))
-    return blurred + 0.05 * torch.randn(blurred.shape, generator=gen)
-
-
-def train_classifier(
-    frames: np.ndarray, cond: np.ndarray, names: list[str], cfg: EvaluateConfig
-) -> FrameClassifier:
-    """Fit a :class:`FrameClassifier` to real (N, S, S, 3) frames and their labels (deterministic),
-    on :func:`augment_frames` versions of them."""
-    groups = group_slices(names)
-    x = _as_float(resize_frames(frames, cfg.classifier_size)) * 2 - 1
-    targets = torch.stack(
-        [torch.from_numpy(np.where(t < 0, len(s), t)) for t, s in
-         ((group_targets(cond, slots), slots) for slots in groups.values())], dim=1,
-    )  # fmt: skip
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model = FrameClassifier(groups)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
-    for _ in progress(range(cfg.classifier_steps), desc="label classifier", unit="step"):
-        idx = torch.randint(0, len(x), (64,), generator=gen)
-        logits = model(augment_frames(x[idx], gen))
-        loss = sum(F.cross_entropy(out, targets[idx, g]) for g, out in enumerate(logits))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def label_accuracy(
-    classifier: FrameClassifier, frames: np.ndarray, cond: np.ndarray, names: list[str], size: int
-) -> dict[str, float]:
-    """Per-group accuracy on frames whose requested labels name exactly one label of that group."""
-    x = _as_float(resize_frames(frames, size)) * 2 - 1
-    logits = classifier(x)
-    out = {}
-    for g, (group, slots) in enumerate(group_slices(names).items()):
-        target = group_targets(cond, slots)
-        scored = target >= 0
-        if scored.any():
-            predicted = logits[g].argmax(1).numpy()
-            out[group] = float((predicted[scored] == target[scored]).mean())
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,21 +178,24 @@ class RealReference:
         """Stored frames per generated frame (skip + 1)."""
         return self.windows.skip + 1
 
-    def temporal_difference(self, size: int, max_pairs: int = 2000) -> float:
-        """Mean absolute difference of real frame pairs ``stride`` apart (within one video), at
-        ``size`` pixels."""
+    def pairs(self, size: int, max_pairs: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``max_pairs`` evenly spread real frame pairs ``stride`` apart within one video, at
+        ``size`` pixels: two (P, size, size, 3) uint8 arrays."""
         first = np.arange(len(self.store) - self.stride)
         first = first[self.store.videos[first] == self.store.videos[first + self.stride]]
-        if not len(first):
-            return float("nan")
         picks = first[np.unique(np.linspace(0, len(first) - 1, num=min(len(first), max_pairs)).round())
-                      .astype(int)]  # fmt: skip
-        diffs = []
-        for chunk in np.array_split(picks, max(1, len(picks) // 256)):
-            a = resize_frames(self.store.frames[chunk], size).astype(np.float32)
-            b = resize_frames(self.store.frames[chunk + self.stride], size).astype(np.float32)
-            diffs.append(np.abs(a - b).mean(axis=(1, 2, 3)))
-        return float(np.concatenate(diffs).mean())
+                      .astype(int)] if len(first) else first  # fmt: skip
+        empty = np.zeros((0, size, size, 3), np.uint8)
+        if not len(picks):
+            return empty, empty
+        chunks = np.array_split(picks, max(1, len(picks) // 256))
+        a = np.concatenate([resize_frames(self.store.frames[c], size) for c in chunks])
+        b = np.concatenate([resize_frames(self.store.frames[c + self.stride], size) for c in chunks])
+        return a, b
+
+    def sequences(self) -> list[np.ndarray]:
+        """Stored-frame numbers of every held-out tail at the generated rate (one per tail and offset)."""
+        return [part[o :: self.stride] for part in self.windows.held_out_parts for o in range(self.stride)]
 
 
 def sampling_cost(rendered: Rendered) -> dict[str, Any]:
@@ -361,7 +247,7 @@ def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 # Every plot table dvc.yaml declares, with its columns: written for every labels kind (a table that
 # does not apply keeps its header and no rows).
 PLOTS = {
-    "label_accuracy": ["group", "generated", "real_heldout"],
+    "label_accuracy": ["group", "generated", "real_heldout", "identity_generated", "identity_real_heldout"],
     "temporal": ["pair", "generated", "real"],
     "upsampler": ["model", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
     "pose": ["video", "keypoint_distance", "person_found"],
@@ -411,31 +297,46 @@ def validation_losses(ev: Evaluation) -> dict[str, float]:
 
 
 def label_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
-    """Label accuracy of the conditioned videos next to the classifier's on real held-out frames."""
+    """Label accuracy and identity stability of the conditioned videos, next to the classifier's on
+    real held-out clips at the same rate (the ceiling)."""
     conditioned = ev.videos()
     if ev.labels.kind != "timestamps" or not conditioned:
         return {}, []
     real, labels, rendered, size = ev.real, ev.labels, ev.rendered, ev.cfg.classifier_size
-    train_rows, val_rows = real.windows.train_frames, real.windows.val_frames
-    classifier = train_classifier(ev.store.frames[train_rows], labels.cond[train_rows], labels.names, ev.cfg)
-    generated = label_accuracy(
-        classifier,
-        np.concatenate([rendered.frames[n] for n in conditioned]),
-        np.concatenate([rendered.cond[n] for n in conditioned]),
-        labels.names,
-        size,
-    )
-    held_out = label_accuracy(
-        classifier, ev.store.frames[val_rows], labels.cond[val_rows], labels.names, size
-    )
-    rows = [[g, generated[g], held_out.get(g, float("nan"))] for g in generated]
-    return {"label_accuracy": {"generated": generated, "real_heldout": held_out}}, rows
+    train_rows, names = real.windows.train_frames, labels.names
+    classifier = train_classifier(ev.store.frames[train_rows], labels.cond[train_rows], names, ev.cfg)
+    made = [predict(classifier, rendered.frames[n], size) for n in conditioned]
+    asked = [targets(rendered.cond[n], names) for n in conditioned]
+    sequences = [rows for rows in real.sequences() if len(rows)]
+    seen = [predict(classifier, ev.store.frames[rows], size) for rows in sequences]
+    truth = [targets(labels.cond[rows], names) for rows in sequences]
+    generated = accuracy(np.concatenate(made), np.concatenate(asked), names)
+    held_out = accuracy(np.concatenate(seen), np.concatenate(truth), names) if seen else {}
+    identity = {"generated": identity_stability(made, asked, names),
+                "real_heldout": identity_stability(seen, truth, names)}  # fmt: skip
+    rows = [
+        [g, generated[g], held_out.get(g, math.nan), identity["generated"].get(g, math.nan),
+         identity["real_heldout"].get(g, math.nan)]
+        for g in generated
+    ]  # fmt: skip
+    return {
+        "label_accuracy": {"generated": generated, "real_heldout": held_out},
+        "identity_stability": identity,
+    }, rows
 
 
 def temporal_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
-    """Temporal consistency at the size of the generated videos."""
-    real_diff = ev.real.temporal_difference(ev.size)
+    """Temporal consistency and motion distance at the size of the generated videos; the motion
+    distance of real held-out clips to the same reference is its floor."""
+    first, second = ev.real.pairs(ev.size)
+    real_diff = mean_difference(first, second) if len(first) else math.nan
     temporal, per_pair = temporal_consistency(ev.rendered, real_diff)
+    videos = [ev.rendered.frames[v["name"]] for v in ev.rendered.manifest["videos"]]
+    held_out = [resize_frames(ev.store.frames[rows], ev.size) for rows in ev.real.sequences()]
+    reference = pixel_changes(first, second) if len(first) else None
+    for key, clips in (("motion_distance", videos), ("motion_distance_real_heldout", held_out)):
+        if reference is not None and any(len(clip) > 1 for clip in clips):
+            temporal[key] = motion_distance(video_pixel_changes(clips), reference)
     rows = [[i + 1, float(d), real_diff] for i, d in enumerate(per_pair)]
     return {"temporal": {**temporal, "real_difference": real_diff}}, rows
 

@@ -228,6 +228,11 @@ class ClipWindows:
         return np.concatenate(self._parts(False)).astype(int)
 
     @cached_property
+    def held_out_parts(self) -> list[np.ndarray]:
+        """Stored-frame numbers of each video's held-out tail, one array per video."""
+        return self._parts(True)
+
+    @cached_property
     def val_frames(self) -> np.ndarray:
         """Stored-frame numbers of the held-out tails (every video's), in store order."""
         return np.concatenate(self._parts(True)).astype(int)
