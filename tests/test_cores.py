@@ -14,6 +14,7 @@ COUNT = "from vdlib.cores import share_cores, registry; share_cores(); print(len
 
 def test_a_second_process_halves_the_threads_and_a_killed_one_hands_them_back(tmp_path, monkeypatch):
     monkeypatch.setenv("VDLIB_RUNTIME_DIR", str(tmp_path))
+    (tmp_path / "notes.txt").write_text("a user's file in the folder they chose")
     release_cores()
     before, cores = torch.get_num_threads(), available_cores()
     other = subprocess.Popen([sys.executable, "-c", OTHER], stdout=subprocess.PIPE, text=True)
@@ -27,9 +28,9 @@ def test_a_second_process_halves_the_threads_and_a_killed_one_hands_them_back(tm
         other.wait()
         # The killed process never unregistered; its file is found stale and removed.
         assert share_cores() == cores and running() == 1
-        assert sorted(p.name for p in registry().iterdir()) == [str(os.getpid())]
+        assert sorted(p.name for p in registry().iterdir()) == sorted([str(os.getpid()), "notes.txt"])
         release_cores()
-        assert not any(registry().iterdir())
+        assert [p.name for p in registry().iterdir()] == ["notes.txt"]  # other files are left alone
     finally:
         other.kill()
         torch.set_num_threads(before)

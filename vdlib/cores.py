@@ -48,7 +48,9 @@ def running() -> int:
     folder = registry()
     live = 0
     for entry in folder.glob("*") if folder.is_dir() else ():
-        if entry.name.isdigit() and _alive(int(entry.name)):
+        if not entry.name.isdigit():
+            continue  # not ours: $VDLIB_RUNTIME_DIR may hold other files
+        if _alive(int(entry.name)):
             live += 1
         else:
             entry.unlink(missing_ok=True)
