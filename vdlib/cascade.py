@@ -178,11 +178,17 @@ def sample_window(
     inputs["context"] = residual.target(context, upscaled).to(device)
     inputs["context_mask"] = (torch.arange(length) < given)[None].to(device)
 
+    batched = {1: (cond, inputs)}  # by repeat: 2 for the labelled and null halves of guidance
+
     def denoise(x: torch.Tensor, t: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
-        repeat = x.shape[0] // context.shape[0]  # 2 for the labelled and null halves of guidance
-        given = {k: torch.cat([v] * repeat) for k, v in inputs.items()}
-        labels = None if labelled is None or cond is None else torch.cat([cond] * repeat)
-        return model.net(x, t, cond=labels, cond_mask=labelled, **given)
+        repeat = x.shape[0] // context.shape[0]
+        if repeat not in batched:  # made once per window, not at every step
+            batched[repeat] = (
+                None if cond is None else torch.cat([cond] * repeat),
+                {k: torch.cat([v] * repeat) for k, v in inputs.items()},
+            )
+        labels, given = batched[repeat]
+        return model.net(x, t, cond=None if labelled is None else labels, cond_mask=labelled, **given)
 
     settings = model.sampling
     result = sample(

@@ -151,12 +151,13 @@ def identity_stability(
 ) -> dict[str, float]:
     """Per group: of consecutive frame pairs within each clip (``predicted``/``target``: one (K,
     groups) array per clip) whose target label stays the same, the share read as one label in both."""
-    same, total = np.zeros(len(group_slices(names))), np.zeros(len(group_slices(names)))
+    groups = list(group_slices(names))
+    same, total = np.zeros(len(groups)), np.zeros(len(groups))
     for p, t in zip(predicted, target, strict=True):
         kept = (t[1:] == t[:-1]) & (t[1:] >= 0)
         same += ((p[1:] == p[:-1]) & kept).sum(0)
         total += kept.sum(0)
-    return {g: float(same[i] / total[i]) for i, g in enumerate(group_slices(names)) if total[i]}
+    return {g: float(same[i] / total[i]) for i, g in enumerate(groups) if total[i]}
 
 
 def label_accuracy(

@@ -82,7 +82,7 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """(N, S, S, 3) uint8 → (N, size, size, 3) uint8 (area when shrinking, bilinear when growing)."""
     if frames.shape[1] == size:
         return np.asarray(frames)
-    clip = resize_clip(to_model_range(np.array(frames))[None], size)
+    clip = resize_clip(to_model_range(frames)[None], size)
     return to_uint8(clip)
 
 
@@ -328,11 +328,12 @@ def label_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
 def temporal_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
     """Temporal consistency and motion distance at the size of the generated videos; the motion
     distance of real held-out clips to the same reference is its floor."""
-    first, second = ev.real.pairs(ev.size)
+    real = ev.real
+    first, second = real.pairs(ev.size)
     real_diff = mean_difference(first, second) if len(first) else math.nan
     temporal, per_pair = temporal_consistency(ev.rendered, real_diff)
     videos = [ev.rendered.frames[v["name"]] for v in ev.rendered.manifest["videos"]]
-    held_out = [resize_frames(ev.store.frames[rows], ev.size) for rows in ev.real.sequences()]
+    held_out = [resize_frames(ev.store.frames[rows], ev.size) for rows in real.sequences()]
     reference = pixel_changes(first, second) if len(first) else None
     for key, clips in (("motion_distance", videos), ("motion_distance_real_heldout", held_out)):
         if reference is not None and any(len(clip) > 1 for clip in clips):
