@@ -65,6 +65,27 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def quick_demo_data(work: Path, seconds: int = 20, size: int = 32) -> tuple[Path, Path]:
+    """A short demo clip's frame store (``size`` px at 10 fps) and timestamp labels in ``work``, for
+    the smoke runs of benchmarks that otherwise read the project's ``data/``."""
+    import warnings
+
+    from vdlib.config import DemoConfig, ExtractConfig
+    from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
+    from vdlib.extract import extract_frames
+    from vdlib.labels import write_labels
+    from vdlib.tables import LabelRangeWarning, timestamp_labels
+
+    video = render_demo_video(DemoConfig(seconds=seconds, width=96, height=72), work / "demo.mkv")
+    store = extract_frames(video, work / "frames", ExtractConfig(size=size, fps=10))
+    write_schedule_csv(demo_schedule(DemoConfig()), work / "demo.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelRangeWarning)  # the full demo's table over a short clip
+        labels = timestamp_labels(store, [work / "demo.csv"])
+    write_labels(labels, work / "labels.parquet")
+    return work / "frames", work / "labels.parquet"
+
+
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
     """Write indented JSON (creating the folder)."""
     path = Path(path)

@@ -17,12 +17,11 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import bench_main, markdown_table
+from common import bench_main, markdown_table, quick_demo_data
 
 SAMPLERS = {"dpmsolver++ 20 (vdlib)": ("dpmsolver++", 20), "ddim 100 (original)": ("ddim", 100)}
 TARGET_SPEEDUP = 4.0
@@ -31,20 +30,11 @@ ACCURACY_TOLERANCE = 0.02
 
 def _quick_inputs(work: Path) -> tuple[Path, Path, Path]:
     """A short demo store, its labels, and a tiny untrained base model saved like a trained one."""
-    from vdlib.config import DemoConfig, ExtractConfig
-    from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
-    from vdlib.extract import extract_frames
-    from vdlib.labels import write_labels
-    from vdlib.tables import LabelRangeWarning, timestamp_labels
+    from vdlib.labels import read_labels
     from vdlib.unet import UNet3D, UNetConfig, save_model
 
-    video = render_demo_video(DemoConfig(seconds=20, width=96, height=72), work / "demo.mkv")
-    store = extract_frames(video, work / "frames", ExtractConfig(size=32, fps=10))
-    write_schedule_csv(demo_schedule(DemoConfig()), work / "demo.csv")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LabelRangeWarning)
-        labels = timestamp_labels(store, [work / "demo.csv"])
-    write_labels(labels, work / "labels.parquet")
+    frames, labels_path = quick_demo_data(work)
+    labels = read_labels(labels_path)
     model = UNet3D(
         UNetConfig(channels=8, mults=(1, 2), spatial_attn_levels=(1,), heads=2, cond_dim=labels.dim)
     )
@@ -53,7 +43,7 @@ def _quick_inputs(work: Path) -> tuple[Path, Path, Path]:
             "diffusion": {"schedule": "cosine", "prediction": "v", "timesteps": 1000},
             "labels": {"kind": labels.kind, "names": labels.names}}  # fmt: skip
     save_model(model, work / "base", extra=meta)
-    return work / "frames", work / "labels.parquet", work / "base"
+    return frames, labels_path, work / "base"
 
 
 def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str = "data/labels.parquet",

@@ -50,3 +50,19 @@ def test_every_benchmark_quick_writes_results(tmp_path):
     assert pose["frames"] == 8 and pose["max_keypoint_difference"] < 0.05
     assert [(r["size"], r["frames"]) for r in results["scaling"]["rows"]] == [(16, 4), (16, 8)]
     assert (tmp_path / "scaling.png").stat().st_size > 1000
+
+
+def test_recipe_benchmark_quick_trains_once_per_base_recipe(tmp_path):
+    out = tmp_path / "recipe.json"
+    stdout = bench(REPO / "benchmarks" / "recipe.py", "--quick", "--out", out)
+    assert "| row | overrides | label accuracy (real) | identity |" in stdout
+    rows = {r["row"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["baseline", "guidance 4"]
+    assert rows["guidance 4"]["overrides"][-1] == "render.base.guidance=4"
+    for row in rows.values():
+        metrics = row["metrics"]
+        assert set(metrics["label_accuracy"]["generated"]) == {"shape", "colour"}
+        assert metrics["temporal"]["ratio"] > 0 and metrics["sampling"]["evaluations_per_video"] > 0
+    # A sampling-only change reuses the trained model: same training, same validation loss.
+    assert rows["guidance 4"]["metrics"]["train_seconds"] == rows["baseline"]["metrics"]["train_seconds"]
+    assert rows["guidance 4"]["metrics"]["val_loss"] == rows["baseline"]["metrics"]["val_loss"]

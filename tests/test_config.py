@@ -64,6 +64,11 @@ def test_nested_section():
         ("demo", {"width": 33}, "demo.width: expected an even integer >= 32, got 33"),
         ("fetch", {"max_height": True}, "fetch.max_height: expected an integer, got True"),
         ("base", {"diffusion": {"min_snr_gamma": -1}}, "base.diffusion.min_snr_gamma: expected a number"),
+        (
+            "base",
+            {"diffusion": {"shared_noise": 1}},
+            "base.diffusion.shared_noise: expected a number in [0, 1)",
+        ),
         ("base", {"image_prob": 1.5}, "base.image_prob: expected a probability in [0, 1], got 1.5"),
         ("train", {"precision": "fp16"}, "train.precision: expected auto | fp32 | bf16, got 'fp16'"),
     ],

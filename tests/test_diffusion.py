@@ -20,6 +20,25 @@ def test_target_inverts_to_x0(prediction, schedule):
     assert torch.allclose(d.predict_x0(x_t, d.target(x0, noise, t), t), x0, atol=1e-3)
 
 
+def test_shared_noise_correlates_a_clips_frames_and_nothing_else():
+    shape = (64, 3, 4, 16, 16)
+    plain = Diffusion(DiffusionConfig()).noise(shape, torch.Generator().manual_seed(0))
+    assert torch.equal(plain, torch.randn(shape, generator=torch.Generator().manual_seed(0)))  # as before
+    independent = torch.arange(64) >= 48
+    noise = Diffusion(DiffusionConfig(shared_noise=0.5)).noise(
+        shape, torch.Generator().manual_seed(0), independent
+    )
+    assert noise.var().item() == pytest.approx(1.0, abs=0.02)  # still unit variance per value
+
+    def correlation(a, b):
+        return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+
+    clips = noise[:48]
+    assert correlation(clips[:, :, 0], clips[:, :, 3]) == pytest.approx(0.5, abs=0.03)  # frames of a clip
+    assert correlation(clips[:24, :, 0], clips[24:, :, 0]) == pytest.approx(0.0, abs=0.03)  # other clips
+    assert correlation(noise[48:, :, 0], noise[48:, :, 3]) == pytest.approx(0.0, abs=0.03)  # unrelated frames
+
+
 @pytest.mark.parametrize("prediction", ["epsilon", "v", "x0"])
 def test_min_snr_weight_makes_every_loss_min_snr_times_the_x0_error(prediction):
     d = Diffusion(DiffusionConfig(prediction=prediction, min_snr_gamma=5.0))

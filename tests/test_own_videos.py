@@ -12,6 +12,7 @@ import yaml
 
 from tests.conftest import (
     assert_temporal_matches_its_plot,
+    copy_project,
     dvc,
     git,
     make_git_project,
@@ -201,3 +202,16 @@ def test_a_wrong_render_label_stops_before_any_work(tmp_path):
         out = dvc(project, "exp", "run", "-S", change, check=False)
         assert message in out and "Running stage 'fetch'" not in out, out
         git(project, "checkout", "params.yaml")  # a failed experiment leaves its -S in the workspace
+
+
+def test_a_repository_without_a_commit_stops_at_check_with_the_fix(tmp_path):
+    copy_project(tmp_path)
+    git(tmp_path, "init", "-q")
+    dvc(tmp_path, "init", "-q")
+    out = dvc(tmp_path, "repro", check=False)
+    errors = [line for line in out.splitlines() if "error:" in line and "check.py" in line]
+    assert errors == [
+        f"check.py: error: {tmp_path.resolve()}: git repository without a commit; training logs to the "
+        "current commit, so commit first: git add -A && git commit -m init"
+    ]
+    assert "Traceback" not in out and "Running stage 'fetch'" not in out

@@ -58,10 +58,11 @@ def test_frames_interact_through_time():
     assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-4
 
 
-def test_independent_frames_do_not_see_each_other():
+@pytest.mark.parametrize("temporal_conv", [False, True], ids=["attention", "attention+conv"])
+def test_independent_frames_do_not_see_each_other(temporal_conv):
     """A clip marked independent (joint image-video training) is a batch of unrelated images: changing
     one frame changes no other frame's output, while the video clip beside it still mixes frames."""
-    model = randomize(UNet3D(TINY))
+    model = randomize(UNet3D(tiny_unet(temporal_conv=temporal_conv)))
     x = torch.randn(2, 3, 4, 16, 16)
     y = x.clone()
     y[:, :, 3] += 1.0
@@ -93,11 +94,14 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32():
     assert 0 < error < 0.05
 
 
-@pytest.mark.parametrize("lowres", [False, True], ids=["base", "upsampler"])
-def test_every_parameter_gets_a_gradient(lowres):
+@pytest.mark.parametrize(
+    ("lowres", "temporal_conv"), [(False, False), (True, False), (False, True)],
+    ids=["base", "upsampler", "base+temporal conv"],
+)  # fmt: skip
+def test_every_parameter_gets_a_gradient(lowres, temporal_conv):
     """With labels and context frames (and a low-res clip), one backward pass reaches every weight;
     the original project's adaptive-norm shift never did."""
-    cfg = tiny_unet(cond_dim=5, lowres=lowres, mapping_channels=8)
+    cfg = tiny_unet(cond_dim=5, lowres=lowres, mapping_channels=8, temporal_conv=temporal_conv)
     model = UNet3D(cfg)
     torch.manual_seed(0)
     with torch.no_grad():  # zero-initialised output layers would block gradients to everything behind them

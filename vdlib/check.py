@@ -5,7 +5,8 @@ size every model needs, that local sources and label tables exist and parse, tha
 resolves, that the tables, timelines and pose sources lie in the folders dvc.yaml tracks for
 them, and that every explicit render request fits the labels the models will be trained on
 (names from the tables, the 17 keypoints for pose, none for ``labels.kind: none``). A bad value
-stops ``dvc repro`` in seconds, before fetching or training, with one line naming the param.
+stops ``dvc repro`` in seconds, before fetching or training, with one line naming the param. The
+project's git repository is checked too (``check_repository``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,27 @@ def check_tracked(key: str, paths: list[str], folder: Path) -> None:
                 f"{key}[{i}]: {text}: expected a file under {folder}/ (the folder dvc.yaml tracks for "
                 f"{key}, so that dvc repro sees its edits); copy it there"
             )
+
+
+def check_repository(root: str | Path = ".") -> None:
+    """A project inside a git repository needs a first commit before training: DVCLive, which logs
+    the metrics, fails on a repository without one (and ``dvc exp run`` needs one too). A project
+    outside git is fine. Raises ``VdlibError`` with the commands that fix it."""
+    from scmrepo.exceptions import SCMError
+    from scmrepo.git import Git
+
+    try:
+        scm = Git(str(root))
+    except SCMError:
+        return
+    try:
+        if scm.no_commits:
+            raise VdlibError(
+                f"{scm.root_dir}: git repository without a commit; training logs to the current commit, "
+                "so commit first: git add -A && git commit -m init"
+            )
+    finally:
+        scm.close()
 
 
 def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,16 @@ def _cmd_demo_video(args: argparse.Namespace) -> None:
     cfg.validate("vdlib demo-video")
     render_demo_video(cfg, args.output, table=args.table)
     print(f"wrote {args.output}" + (f" and {args.table}" if args.table else ""))
+
+
+def _cmd_digits_video(args: argparse.Namespace) -> None:
+    from vdlib.digits import DigitsConfig, render_digits_video
+
+    cfg = DigitsConfig(
+        seconds=args.seconds, fps=args.fps, width=args.width, height=args.height, seed=args.seed
+    )
+    render_digits_video(cfg, args.output, table=args.table)
+    print(f"wrote {args.output} and {args.table}")
 
 
 def _cmd_fetch(args: argparse.Namespace) -> None:
@@ -204,19 +215,29 @@ def _cmd_init(args: argparse.Namespace) -> None:
 Subparsers = Any  # argparse's private _SubParsersAction
 
 
-def _add_demo_video(sub: Subparsers) -> None:
-    demo = DemoConfig()
-    p = sub.add_parser("demo-video", help="render the built-in procedural demo clip and its timestamp table")
+def _add_clip_args(p: argparse.ArgumentParser, defaults: Any, table: str, func: Callable) -> None:
+    """The options of a built-in clip's command: output, table, length, rate, size and seed."""
     p.add_argument("-o", "--output", type=Path, required=True, help="video file (.mkv, .mp4, .webm)")
-    p.add_argument(
-        "--table", type=Path, default=Path("labels/tables/demo.csv"), help="where to write the schedule"
+    p.add_argument("--table", type=Path, default=Path(table), help="where to write the schedule")
+    for name in ("seconds", "fps", "width", "height", "seed"):
+        default = getattr(defaults, name)
+        p.add_argument(f"--{name}", type=type(default), default=default)
+    p.set_defaults(func=func)
+
+
+def _add_demo_video(sub: Subparsers) -> None:
+    p = sub.add_parser("demo-video", help="render the built-in procedural demo clip and its timestamp table")
+    _add_clip_args(p, DemoConfig(), "labels/tables/demo.csv", _cmd_demo_video)
+
+
+def _add_digits_video(sub: Subparsers) -> None:
+    from vdlib.digits import DigitsConfig
+
+    p = sub.add_parser(
+        "digits-video",
+        help="render the fine-grained dataset (real handwritten digits drifting) and its table",
     )
-    p.add_argument("--seconds", type=float, default=demo.seconds)
-    p.add_argument("--fps", type=int, default=demo.fps)
-    p.add_argument("--width", type=int, default=demo.width)
-    p.add_argument("--height", type=int, default=demo.height)
-    p.add_argument("--seed", type=int, default=demo.seed)
-    p.set_defaults(func=_cmd_demo_video)
+    _add_clip_args(p, DigitsConfig(), "labels/tables/digits.csv", _cmd_digits_video)
 
 
 def _add_fetch(sub: Subparsers) -> None:
@@ -360,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vdlib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"vdlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo_video, _add_fetch, _add_extract, _add_labels, _add_init, _add_train, _add_generate):
+    adders = (_add_demo_video, _add_digits_video, _add_fetch, _add_extract, _add_labels, _add_init,
+              _add_train, _add_generate)  # fmt: skip
+    for add in adders:
         add(sub)
     return parser
 

@@ -169,6 +169,7 @@ class DiffusionConfig:
     prediction: str = "v"  # epsilon | v | x0
     timesteps: int = 1000
     min_snr_gamma: float = 0.0  # training loss weight min(SNR, gamma) in x0 terms; 0 = unweighted
+    shared_noise: float = 0.0  # share of the noise's variance common to a clip's frames; 0 = independent
 
     def validate(self, where: str, prefix: str = "diffusion") -> None:
         if self.schedule not in SCHEDULES:
@@ -179,6 +180,8 @@ class DiffusionConfig:
             _fail(where, f"{prefix}.timesteps", "an integer >= 2", self.timesteps)
         if self.min_snr_gamma < 0:
             _fail(where, f"{prefix}.min_snr_gamma", "a number >= 0 (0 = off)", self.min_snr_gamma)
+        if not 0 <= self.shared_noise < 1:
+            _fail(where, f"{prefix}.shared_noise", "a number in [0, 1) (0 = off)", self.shared_noise)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class ModelParams:
     spatial_attn_levels: list[int] = field(default_factory=lambda: [2])
     heads: int = 4
     dropout: float = 0.0
+    temporal_conv: bool = False  # a residual convolution over time after every ResNet block
 
     @property
     def size_multiple(self) -> int:

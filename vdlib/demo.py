@@ -9,14 +9,15 @@ the same schedule.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vdlib.common import atomic_output, progress
+from vdlib.common import atomic_output
 from vdlib.config import DemoConfig
-from vdlib.video import VideoWriter
+from vdlib.video import write_video
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (225, 35, 35), "green": (35, 195, 55), "blue": (40, 75, 235)}
@@ -58,14 +59,21 @@ def demo_schedule(cfg: DemoConfig) -> list[Segment]:
     return segments
 
 
-def write_schedule_csv(segments: list[Segment], path: str | Path) -> None:
-    """Write the schedule as a timestamp table: ``start,end,label,group`` in seconds."""
+def write_ranges(rows: Iterable[tuple[float, float, str, str]], path: str | Path) -> None:
+    """Write (start, end, label, group) rows as a timestamp table ``start,end,label,group``, atomically."""
     with atomic_output(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["start", "end", "label", "group"])
-        for seg in segments:
-            writer.writerow([f"{seg.start:g}", f"{seg.end:g}", seg.shape, "shape"])
-            writer.writerow([f"{seg.start:g}", f"{seg.end:g}", seg.colour, "colour"])
+        writer.writerows([f"{start:g}", f"{end:g}", label, group] for start, end, label, group in rows)
+
+
+def write_schedule_csv(segments: list[Segment], path: str | Path) -> None:
+    """Write the schedule as a timestamp table: ``start,end,label,group`` in seconds."""
+    write_ranges(
+        ((seg.start, seg.end, label, group) for seg in segments
+         for label, group in ((seg.shape, "shape"), (seg.colour, "colour"))),
+        path,
+    )  # fmt: skip
 
 
 def _background(cfg: DemoConfig) -> np.ndarray:
@@ -134,20 +142,10 @@ def render_demo_frames(cfg: DemoConfig, segments: list[Segment] | None = None):
 
 def render_demo_video(cfg: DemoConfig, out: str | Path, table: str | Path | None = None) -> Path:
     """Render the demo clip to ``out`` (and its timestamp table to ``table``, if given)."""
-    out = Path(out)
     segments = demo_schedule(cfg)
-    n_frames = round(cfg.seconds * cfg.fps)
-    with atomic_output(out) as tmp:
-        tmp_video = tmp.with_suffix(out.suffix)
-        try:
-            with VideoWriter(tmp_video, cfg.width, cfg.height, cfg.fps) as writer:
-                for frame in progress(
-                    render_demo_frames(cfg, segments), total=n_frames, desc="demo video", unit="frame"
-                ):
-                    writer.write(frame)
-            tmp_video.rename(tmp)
-        finally:
-            tmp_video.unlink(missing_ok=True)
+    total = round(cfg.seconds * cfg.fps)
+    frames = render_demo_frames(cfg, segments)
+    write_video(frames, out, cfg.width, cfg.height, cfg.fps, total=total, desc="demo video")
     if table is not None:
         write_schedule_csv(segments, table)
-    return out
+    return Path(out)

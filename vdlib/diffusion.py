@@ -47,6 +47,29 @@ class Diffusion:
         """Uniform over every timestep 0..T-1 (Custom-Simple-Video-Diffusion never trained the last one)."""
         return torch.randint(0, self.cfg.timesteps, (n,), generator=generator)
 
+    def noise(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None,
+        independent: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Standard Gaussian noise for clips of ``shape`` (B, C, F, H, W). With ``cfg.shared_noise``
+        = s > 0, a share s of each value's variance is common to all frames of its clip (the mixed
+        noise prior of Ge et al., 2023, "Preserve Your Own Correlation"): a clip's frames then start
+        alike, as real frames are, so the network learns per-frame change instead of making every
+        frame from unrelated noise. Clips marked ``independent`` (B,) (unrelated frames) keep
+        independent noise. With s = 0 this is one ``torch.randn`` draw, as before."""
+        noise = torch.randn(shape, generator=generator)
+        share = self.cfg.shared_noise
+        if not share:
+            return noise
+        common = torch.randn((shape[0], shape[1], 1, *shape[3:]), generator=generator)
+        s = torch.full((shape[0],), share)
+        if independent is not None:
+            s = torch.where(independent.cpu(), torch.zeros(()), s)
+        s = s.view(-1, 1, 1, 1, 1)
+        return s.sqrt() * common + (1 - s).sqrt() * noise
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."""
         return self.scheduler.add_noise(x0, noise, t)
@@ -163,7 +186,7 @@ def sample(
         return denoise(x, t, labelled)
 
     model_fn = guided(counted, guidance, has_labels)
-    noise = torch.randn(shape, generator=generator, device="cpu").to(device)
+    noise = diffusion.noise(shape, generator).to(device)  # ddpm's later steps add independent noise
     if sampler == "cold":
         clip = _cold_sample(model_fn, noise, diffusion, steps, bound)
         return SampleResult(clip.clamp(-bound, bound), calls)

@@ -93,6 +93,7 @@ def unet_config(cfg: ModelTrainConfig, cond_dim: int) -> UNetConfig:
         spatial_attn_levels=tuple(m.spatial_attn_levels),
         heads=m.heads,
         dropout=m.dropout,
+        temporal_conv=m.temporal_conv,
         cond_dim=cond_dim,
         **extra,
     )
@@ -173,12 +174,12 @@ def training_loss(
     clip = (residual or Residual()).target(batch["clip"], upscaled)
     b, _, frames = clip.shape[:3]
     t = diffusion.sample_timesteps(b, gen)
-    noise = torch.randn(clip.shape, generator=gen)
+    independent = batch.get("independent", torch.zeros(b, dtype=torch.bool))
+    noise = diffusion.noise(clip.shape, gen, independent)
     keep_labels = torch.rand(b, generator=gen) >= cfg.label_dropout
     given = torch.zeros(b, frames, dtype=torch.bool)
     with_context = torch.rand(b, generator=gen) < cfg.context_prob
     counts = torch.randint(1, frames, (b,), generator=gen)
-    independent = batch.get("independent", torch.zeros(b, dtype=torch.bool))
     with_context &= ~independent  # unrelated frames continue nothing
     given[with_context] = torch.arange(frames)[None, :] < counts[with_context, None]
     inputs: dict[str, torch.Tensor] = {}
@@ -227,7 +228,7 @@ class ValidationSet:
         total = 0.0
         for frac in VAL_LEVELS:
             t = torch.full((n,), round(frac * (timesteps - 1)), dtype=torch.long)
-            noise = torch.randn(clip.shape, generator=gen)
+            noise = self.diffusion.noise(clip.shape, gen)
             inputs: dict[str, torch.Tensor] = {}
             if self.sample_aug is not None:
                 inputs = lowres_inputs(self.diffusion, upscaled, torch.full((n,), self.sample_aug), gen)

@@ -53,6 +53,7 @@ class UNetConfig:
     cond_dim: int = 0  # length of each frame's label vector (0: unconditioned)
     lowres: bool = False  # True for an upsampler
     mapping_channels: int = 32  # width of the upsampler's mapping network
+    temporal_conv: bool = False  # a residual convolution over time after every ResNet block
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mults", tuple(self.mults))
@@ -181,6 +182,30 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+class TemporalConv(nn.Module):
+    """A residual convolution over time at every pixel (kernel 3 over frames; the output starts at
+    zero, so it begins as the identity). Neighbouring frames are mostly alike; attention over time
+    has to learn that from nothing, a convolution over time starts local. Frames of ``independent``
+    clips (unrelated images) each see only themselves, as a clip of one frame would."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor, frames: int, independent: torch.Tensor | None = None) -> torch.Tensor:
+        act = F.silu(self.norm(x))
+        y = rearrange(
+            self.conv(rearrange(act, "(b f) c h w -> b c f h w", f=frames)), "b c f h w -> (b f) c h w"
+        )
+        if independent is not None:  # the middle tap alone: the frame without its neighbours
+            alone = F.conv2d(act, self.conv.weight[:, :, 1], self.conv.bias)
+            y = torch.where(independent.repeat_interleave(frames)[:, None, None, None], alone, y)
+        return x + y
+
+
 class Level(nn.Module):
     """One resolution: ResNet blocks, each followed by temporal (and maybe spatial) attention."""
 
@@ -191,6 +216,7 @@ class Level(nn.Module):
             ResBlock(cin if i == 0 else cout, cout, emb_dim, cfg.dropout, map_channels) for i in range(n)
         )
         self.time_attn = nn.ModuleList(Attention(cout, cfg.heads, "time") for _ in range(n))
+        self.time_conv = nn.ModuleList(TemporalConv(cout) for _ in range(n)) if cfg.temporal_conv else None
         self.space_attn = (
             nn.ModuleList(Attention(cout, cfg.heads, "space") for _ in range(n)) if spatial else None
         )
@@ -198,6 +224,8 @@ class Level(nn.Module):
     def forward(self, x, emb, frames, lowres_map, independent=None):
         for i, block in enumerate(self.res):
             x = block(x, emb, lowres_map)
+            if self.time_conv is not None:
+                x = self.time_conv[i](x, frames, independent)
             if self.space_attn is not None:
                 x = self.space_attn[i](x, frames)
             x = self.time_attn[i](x, frames, independent)

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import BinaryIO
 import ffmpeg
 import numpy as np
 
-from vdlib.common import VdlibError
+from vdlib.common import VdlibError, atomic_output, progress
 
 
 @cache
@@ -424,8 +424,6 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float) -> Path:
     """Write (F, H, W, 3) uint8 frames as a looping GIF, atomically."""
     import imageio.v3 as iio
 
-    from vdlib.common import atomic_output
-
     path = Path(path)
     with atomic_output(path) as tmp:
         iio.imwrite(
@@ -434,23 +432,36 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float) -> Path:
     return path
 
 
+def write_video(
+    frames: Iterable[np.ndarray],
+    path: str | Path,
+    width: int,
+    height: int,
+    fps: float,
+    total: int | None = None,
+    desc: str | None = None,
+) -> Path:
+    """Encode (H, W, 3) uint8 ``frames`` (arrays of one or more frames) into ``path`` with
+    :class:`VideoWriter`, atomically; with ``desc``, a progress bar over ``total`` frames."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        tmp_video = tmp.with_suffix(path.suffix)
+        try:
+            with VideoWriter(tmp_video, width, height, fps) as writer:
+                for frame in progress(frames, total=total, desc=desc, unit="frame", disable=desc is None):
+                    writer.write(frame)
+            tmp_video.rename(tmp)
+        finally:
+            tmp_video.unlink(missing_ok=True)
+    return path
+
+
 def write_mp4(frames: np.ndarray, path: str | Path, fps: float) -> Path:
     """Write (F, H, W, 3) uint8 frames as an H.264 MP4 (bit-exact for the same frames), atomically.
 
     H.264 with 4:2:0 chroma needs even sides; odd frames are padded by one pixel.
     """
-    from vdlib.common import atomic_output
-
     frames = np.asarray(frames, dtype=np.uint8)
     _, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        tmp_video = tmp.with_suffix(".mp4")
-        try:
-            with VideoWriter(tmp_video, frames.shape[2], frames.shape[1], fps) as writer:
-                writer.write(frames)
-            tmp_video.rename(tmp)
-        finally:
-            tmp_video.unlink(missing_ok=True)
-    return path
+    return write_video([frames], path, frames.shape[2], frames.shape[1], fps)
