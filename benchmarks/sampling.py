@@ -3,8 +3,8 @@ stride 10 over 1000 steps = 100 steps) on the same trained base model: seconds a
 evaluations per 16-frame clip, and the evaluate stage's label accuracy of the clips each makes.
 
 Needs the demo's base model and data (``make demo`` first). One clip per label combination (every
-shape x colour on the demo), interleaved between the two samplers; guidance and context as in
-``params.yaml``'s ``render.base``.
+shape x colour on the demo), interleaved between the two samplers; guidance scale and context as in
+``params.yaml``'s ``render.base``, every step guided (``guidance_share`` 1) in both.
 
     python benchmarks/sampling.py
     python benchmarks/sampling.py --quick   # a tiny untrained model on a short demo (smoke test)
@@ -66,7 +66,8 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
         render = load_section("render") if Path("params.yaml").is_file() else RenderConfig()
         device = resolve_device("cpu", "benchmark")
         store, labels = FrameStore.open(frames_dir), read_labels(labels_path)
-        steps_cfg = {name: replace(render.base, sampler=s, steps=n) for name, (s, n) in SAMPLERS.items()}
+        every_step = replace(render.base, guidance_share=1.0)  # the samplers alone, as the original guided
+        steps_cfg = {name: replace(every_step, sampler=s, steps=n) for name, (s, n) in SAMPLERS.items()}
         if quick:
             steps_cfg = {
                 name: replace(c, steps=max(1, c.steps // 10), context=2) for name, c in steps_cfg.items()

@@ -69,6 +69,11 @@ def test_nested_section():
             {"diffusion": {"shared_noise": 1}},
             "base.diffusion.shared_noise: expected a number in [0, 1)",
         ),
+        (
+            "render",
+            {"base": {"guidance_share": 1.5}},
+            "render.base.guidance_share: expected a share in [0, 1] of the steps, got 1.5",
+        ),
         ("base", {"image_prob": 1.5}, "base.image_prob: expected a probability in [0, 1], got 1.5"),
         ("train", {"precision": "fp16"}, "train.precision: expected auto | fp32 | bf16, got 'fp16'"),
     ],

@@ -111,6 +111,23 @@ def test_guidance_is_one_pass_counted_twice_and_scale_one_is_the_labelled_output
     assert result.evaluations == 20
 
 
+@pytest.mark.parametrize("sampler", ["dpmsolver++", "cold"])
+@pytest.mark.parametrize(("share", "guided_steps"), [(1.0, 10), (0.5, 5), (0.33, 4), (0.0, 0)])
+def test_guidance_share_guides_the_noisiest_steps_only(sampler, share, guided_steps):
+    seen = []  # (timestep, guided?) of every network pass
+
+    def denoise(x, t, labelled):
+        seen.append((int(t[0]), not bool(labelled.all())))  # a guided pass holds the null half too
+        return torch.zeros_like(x)
+
+    d = Diffusion(DiffusionConfig())
+    shape = (1, 3, 2, 4, 4)
+    result = sample(denoise, shape, d, sampler, 10, guidance=2.0, has_labels=True, guidance_share=share)
+    assert [g for _, g in seen] == [True] * guided_steps + [False] * (10 - guided_steps)
+    assert [t for t, _ in seen] == sorted((t for t, _ in seen), reverse=True)  # noisiest first
+    assert result.evaluations == 10 + guided_steps
+
+
 def test_each_sample_draws_fresh_noise():
     d = Diffusion(DiffusionConfig())
     gen = torch.Generator().manual_seed(0)

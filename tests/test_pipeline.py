@@ -107,8 +107,9 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     assert metrics["temporal"]["border_ratio"] > 0  # 8 frames from 6-frame windows: one border each
     for name in ("upsampler_64", "upsampler_128"):
         assert metrics["upsampler"][name]["bicubic_psnr"] > 20
-    # 3 base windows x 2 steps x 2 passes (guidance 2), then 2 windows x 1 step per upsampler.
-    assert metrics["sampling"]["evaluations_per_video"] == 3 * 2 * 2 + 2 * 2
+    # 3 base windows x 2 steps, the first of them guided (guidance_share 0.33: 2 passes), then 2
+    # windows x 1 step per upsampler.
+    assert metrics["sampling"]["evaluations_per_video"] == 3 * (2 + 1) + 2 * 2
     shown = dvc(project, "metrics", "show")
     for stage in ("train_base", "train_upsampler_64", "train_upsampler_128", "eval"):
         assert f"reports/{stage}/metrics.json" in shown
@@ -160,7 +161,7 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
             steps = data["params"]["params.yaml"]["data"]["render"]["base"]["steps"]
             value = data["metrics"]["reports/eval/metrics.json"]["data"]["sampling"]["evaluations_per_video"]
             evaluations[steps] = value
-    assert evaluations == {2: 3 * 2 * 2 + 4, 1: 3 * 1 * 2 + 4}
+    assert evaluations == {2: 3 * (2 + 1) + 4, 1: 3 * (1 + 1) + 4}
     # The contact sheets and training samples are image plots: the baseline's and the experiment's
     # side by side in `dvc plots diff`.
     diff = json.loads(dvc(project, "plots", "diff", "HEAD", "--json"))["data"]

@@ -88,8 +88,9 @@ def test_generate_writes_gif_mp4_and_contact_sheet(models, tmp_path, capsys):
     manifest = json.loads((out / "videos.json").read_text())
     assert [v["name"] for v in manifest["videos"]] == ["triangle-green_seed5", "triangle-green_seed6"]
     assert manifest["videos"][0]["borders"] == [4, 6, 8]  # base and upsampler window borders
-    # Base: 4 windows x 3 steps x 2 passes (guidance 2); upsampler: 3 windows x 2 steps x 1 pass.
-    assert manifest["videos"][0]["evaluations"] == [4 * 3 * 2, 3 * 2]
+    # Base: 4 windows x 3 steps, the first (guidance_share 0.33 of 3) in 2 passes (guidance 2);
+    # upsampler: 3 windows x 2 steps x 1 pass.
+    assert manifest["videos"][0]["evaluations"] == [4 * (3 + 1), 3 * 2]
 
 
 def test_same_seed_same_bytes_other_seed_differs(models, tmp_path):

@@ -193,7 +193,7 @@ def sample_window(
     settings = model.sampling
     result = sample(
         denoise, (1, 3, length, size, size), model.diffusion, settings.sampler, settings.steps,
-        settings.guidance, cond is not None, gen, device, residual.bound,
+        settings.guidance, cond is not None, gen, device, residual.bound, settings.guidance_share,
     )  # fmt: skip
     return residual.frames(result.clip.float().cpu(), upscaled), result.evaluations
 

@@ -170,6 +170,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         "sampler": _per_model(args.sampler, len(models), "--sampler", str),
         "steps": _per_model(args.steps, len(models), "--steps", int),
         "guidance": _per_model(args.guidance, len(models), "--guidance", float),
+        "guidance_share": _per_model(args.guidance_share, len(models), "--guidance-share", float),
         "context": _per_model(args.context, len(models), "--context", int),
     }
     sampling = {}
@@ -370,6 +371,10 @@ def _add_generate(sub: Subparsers) -> None:
     p.add_argument("--sampler", help="ddpm, ddim, dpmsolver++, euler or cold; one, or one per model")
     p.add_argument("--steps", help="sampling steps; one number, or one per model (e.g. 20,4,4)")
     p.add_argument("--guidance", help="classifier-free guidance scale; one, or one per model")
+    p.add_argument(
+        "--guidance-share",
+        help="share of the steps, the noisiest first, that use guidance; one, or one per model",
+    )
     p.add_argument("--context", help="frames carried into each next window; one, or one per model")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="defaults (section render)")

@@ -366,6 +366,7 @@ class SamplingConfig:
     sampler: str = "dpmsolver++"  # ddpm | ddim | dpmsolver++ | euler | cold
     steps: int = 20
     guidance: float = 1.0  # classifier-free guidance scale; 1 = labelled prediction alone (one pass)
+    guidance_share: float = 1.0  # share of the steps, the noisiest first, that use guidance
     context: int = 2  # frames of the previous window given to the next one (0: independent windows)
 
     def validate(self, where: str, prefix: str) -> None:
@@ -375,6 +376,8 @@ class SamplingConfig:
             _fail(where, f"{prefix}.steps", "an integer >= 1", self.steps)
         if self.guidance < 0:
             _fail(where, f"{prefix}.guidance", "a scale >= 0 (1 = no guidance)", self.guidance)
+        if not 0 <= self.guidance_share <= 1:
+            _fail(where, f"{prefix}.guidance_share", "a share in [0, 1] of the steps", self.guidance_share)
         if self.context < 0:
             _fail(where, f"{prefix}.context", "an integer >= 0", self.context)
 
@@ -404,7 +407,9 @@ class RenderConfig:
     pose_from: str | list[str] = AUTO  # videos or pose label files: a video each
     count: int = 4  # at most this many 'auto' videos per seed
     device: str = "auto"
-    base: SamplingConfig = field(default_factory=lambda: SamplingConfig(guidance=2.0, context=4))
+    base: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(steps=30, guidance=2.0, guidance_share=0.33, context=4)
+    )
     upsampler_64: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
     upsampler_128: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
 

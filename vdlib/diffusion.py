@@ -10,6 +10,7 @@ implementation, so it is written here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -173,9 +174,12 @@ def sample(
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
     bound: float = 1.0,
+    guidance_share: float = 1.0,
 ) -> SampleResult:
     """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler; values are
-    clamped to [-bound, bound] (1 for frames in model range)."""
+    clamped to [-bound, bound] (1 for frames in model range). Guidance applies to the first
+    ``guidance_share`` of the steps (rounded up), the noisiest, where labels decide what is drawn; the
+    later steps take the labelled prediction alone, one network pass each."""
     if steps < 1:
         raise VdlibError(f"steps: expected an integer >= 1, got {steps}")
     calls = 0
@@ -185,7 +189,12 @@ def sample(
         calls += x.shape[0] // shape[0]  # network evaluations per clip: a guided pass counts twice
         return denoise(x, t, labelled)
 
-    model_fn = guided(counted, guidance, has_labels)
+    guided_steps = math.ceil(guidance_share * steps - 1e-9)
+    step_fns = [guided(counted, guidance, has_labels), guided(counted, 1.0, has_labels)]
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
+        return step_fns[step >= guided_steps](x, t)
+
     noise = diffusion.noise(shape, generator).to(device)  # ddpm's later steps add independent noise
     if sampler == "cold":
         clip = _cold_sample(model_fn, noise, diffusion, steps, bound)
@@ -193,10 +202,10 @@ def sample(
     scheduler = make_sampler(sampler, diffusion.cfg)
     scheduler.set_timesteps(steps, device=device)
     x = noise * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
+    for step, t in enumerate(scheduler.timesteps):
         model_input = scheduler.scale_model_input(x, t)
         t_batch = t.expand(shape[0]).to(device)
-        output = model_fn(model_input, t_batch)
+        output = model_fn(model_input, t_batch, step)
         x = scheduler.step(output, t, x, generator=generator).prev_sample
     return SampleResult(x.clamp(-bound, bound), calls)
 
@@ -213,7 +222,7 @@ def _cold_sample(
     x0 = noise
     for i, t in enumerate(levels):
         t_batch = t.expand(noise.shape[0]).to(noise.device)
-        x0 = diffusion.predict_x0(x, model_fn(x, t_batch), t_batch).clamp(-bound, bound)
+        x0 = diffusion.predict_x0(x, model_fn(x, t_batch, i), t_batch).clamp(-bound, bound)
         if i + 1 < len(levels):
             nxt = levels[i + 1].expand(noise.shape[0]).to(noise.device)
             x = diffusion.add_noise(x0, noise, nxt)
