@@ -108,13 +108,14 @@ def summary(name: str, overrides: list[str], metrics: dict[str, Any]) -> list[An
         " / ".join(f"{accuracy[g]:.2f} ({ceiling.get(g, nan):.2f})" for g in accuracy) or "-",
         " / ".join(f"{v:.2f}" for v in identity.get("generated", {}).values()) or "-",
         temporal["ratio"], temporal.get("border_ratio", nan), temporal.get("motion_distance", nan),
-        metrics["val_loss"]["base"], metrics["train_seconds"], metrics["sampling"]["seconds_per_video"],
+        metrics.get("label_gain", {}).get("base", nan), metrics["val_loss"]["base"], metrics["train_seconds"],
+        metrics["sampling"]["seconds_per_video"],
     ]  # fmt: skip
 
 
 HEADERS = [
     "row", "overrides", "label accuracy (real)", "identity", "temporal ratio", "border ratio",
-    "motion distance", "val loss", "train s", "sample s/video",
+    "motion distance", "label gain", "val loss", "train s", "sample s/video",
 ]  # fmt: skip
 
 

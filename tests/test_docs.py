@@ -30,6 +30,7 @@ def test_readme_demo_table_shows_the_committed_metrics():
         f"{cost['seconds_per_video']:.1f} s",
         f"{cost['evaluations_per_video']:.0f} network evaluations",
         " / ".join(f"{val[name]:.4f}" for name in ("base", "upsampler_64", "upsampler_128")),
+        " / ".join(f"{m['label_gain'][name]:.3f}" for name in ("base", "upsampler_64", "upsampler_128")),
     ]
     expected += [f"base {cost['per_model']['base']['seconds']:.1f}"]
     for name in ("upsampler_64", "upsampler_128"):

@@ -5,12 +5,14 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageFilter
 
+from tests.conftest import cascade
 from vdlib.classifier import identity_stability, label_accuracy, predict, targets, train_classifier
 from vdlib.config import DemoConfig, EvaluateConfig, ExtractConfig
 from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
-from vdlib.evaluate import RealReference, psnr, ssim, temporal_consistency
+from vdlib.evaluate import RealReference, WithoutLabels, psnr, ssim, temporal_consistency
 from vdlib.extract import extract_frames
 from vdlib.frames import ClipWindows
 from vdlib.motion import (
@@ -22,6 +24,7 @@ from vdlib.motion import (
 )
 from vdlib.render import Rendered
 from vdlib.tables import LabelRangeWarning, timestamp_labels
+from vdlib.train import JobData
 
 
 def test_psnr_and_ssim_on_known_images():
@@ -130,3 +133,19 @@ def test_label_classifier_reads_shape_and_colour_of_held_out_frames(demo_store):
     # Asking for other labels than the frames show scores low: the metric can fail.
     wrong = np.roll(labels.cond[split:], 1, axis=1)  # every label moved to its neighbour's slot
     assert label_accuracy(classifier, store.frames[split:], wrong, labels.names, 32)["colour"] < 0.3
+
+
+def test_label_gain_is_zero_for_a_model_blind_to_its_labels(models):
+    """``label_gain`` compares the held-out loss with and without the labels: a model whose label
+    pathway gives every frame the null embedding gains exactly nothing; the trained one does differ."""
+    base = cascade(models)[0]
+    validation = JobData.for_model(models / "frames", models / "labels.parquet", base).validation(
+        base.diffusion, None, 0
+    )
+    net = base.net
+    assert validation.loss(WithoutLabels(net), "cpu") != validation.loss(net, "cpu")
+    with torch.no_grad():  # labels now map to the null embedding: the model cannot read them
+        last = net.cond_mlp[-1]
+        last.weight.zero_()
+        last.bias.copy_(net.null_cond)
+    assert validation.loss(WithoutLabels(net), "cpu") == validation.loss(net, "cpu")

@@ -96,6 +96,7 @@ def test_init_then_repro_without_labels(tmp_path):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     metrics = repro_and_check(project, ["unconditioned-0"])
     assert metrics["labels"] == "none" and "label_accuracy" not in metrics and "pose" not in metrics
+    assert "label_gain" not in metrics  # nothing to gain from labels a model never had
     table = project / "reports" / "eval" / "plots" / "label_accuracy.csv"
     assert table.read_text() == "group,generated,real_heldout,identity_generated,identity_real_heldout\n"
 

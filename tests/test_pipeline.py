@@ -103,6 +103,7 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
         trained = json.loads((project / "reports" / f"train_{name}" / "metrics.json").read_text())
         assert metrics["val_loss"][name] == pytest.approx(trained["val"]["loss"], rel=1e-4)
     assert set(metrics["label_accuracy"]["generated"]) == {"shape", "colour"}
+    assert set(metrics["label_gain"]) == {"base", "upsampler_64", "upsampler_128"}
     assert_temporal_matches_its_plot(project, metrics)
     assert metrics["temporal"]["border_ratio"] > 0  # 8 frames from 6-frame windows: one border each
     for name in ("upsampler_64", "upsampler_128"):

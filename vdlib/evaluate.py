@@ -1,6 +1,7 @@
 """Numbers that say whether generation worked.
 
-- ``val_loss``: each model's loss on the held-out tail at fixed noise levels (as in training).
+- ``val_loss``: each model's loss on the held-out tail at fixed noise levels (as in training), and
+  ``label_gain``: the share of it the labels take away (near 0: the model ignores its labels).
 - label accuracy and identity stability (:mod:`vdlib.classifier`): a small frame classifier,
   trained on the real labelled frames before the held-out tail, reads each group's label of the
   generated frames; reported next to the same on real held-out clips (the ceiling).
@@ -285,15 +286,35 @@ class Evaluation:
         ]  # fmt: skip
 
 
-def validation_losses(ev: Evaluation) -> dict[str, float]:
-    """Each model's loss on the held-out tails at fixed noise levels, exactly as its training scored it."""
-    out = {}
+class WithoutLabels(torch.nn.Module):
+    """``net`` with every label it is given dropped: each frame gets the learned null embedding, as in
+    training's label dropout (the unguided half of classifier-free guidance)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None, **inputs: Any
+    ) -> torch.Tensor:
+        """The wrapped network's prediction without ``cond``."""
+        return self.net(x, t, cond=None, **inputs)
+
+
+def validation_losses(ev: Evaluation) -> dict[str, dict[str, float]]:
+    """Each model's loss on the held-out tails at fixed noise levels, exactly as its training scored it
+    (``val_loss``), and for label-conditioned models the ``label_gain``: the share of that loss the
+    labels take away, 1 - loss / loss with the labels dropped. A gain near 0 says the model ignores
+    its labels, however well it denoises."""
+    losses, gains = {}, {}
     for name, (model, data) in ev.models.items():
         sample_aug = model.sample_aug if model.is_upsampler else None
-        out[name] = data.validation(model.diffusion, sample_aug, int(model.meta["seed"])).loss(
-            model.net, ev.device
-        )
-    return out
+        validation = data.validation(model.diffusion, sample_aug, int(model.meta["seed"]))
+        losses[name] = validation.loss(model.net, ev.device)
+        if model.net.cfg.cond_dim:
+            dropped = validation.loss(WithoutLabels(model.net), ev.device)
+            gains[name] = 1.0 - losses[name] / dropped if dropped > 0 else 0.0
+    return {"val_loss": losses, "label_gain": gains} if gains else {"val_loss": losses}
 
 
 def label_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
@@ -434,7 +455,7 @@ def evaluate(
     metrics: dict[str, Any] = {
         "labels": ev.labels.kind,
         "videos": len(ev.rendered.manifest["videos"]),
-        "val_loss": validation_losses(ev),
+        **validation_losses(ev),
     }
     plots = {
         "label_accuracy": label_metrics,
