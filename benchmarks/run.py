@@ -17,12 +17,13 @@ from pathlib import Path
 import experiments
 import extract
 import pose
+import render
 import sampling
 import scaling
 import training
 from common import machine, write_json
 
-BENCHMARKS = ("extract", "pose", "training", "sampling", "scaling", "experiments")
+BENCHMARKS = ("extract", "pose", "training", "sampling", "render", "scaling", "experiments")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "pose": lambda: pose.run(args.quick),
         "training": lambda: training.run(args.quick),
         "sampling": lambda: sampling.run(args.quick),
+        "render": lambda: render.run(args.quick),
         "scaling": lambda: scaling.run(args.quick, plot=args.out.with_name("scaling.png")),
         "experiments": lambda: experiments.run(args.quick),
     }

@@ -89,7 +89,7 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
             conds.append(cond)
             for name, model in models.items():
                 start = time.perf_counter()
-                out = run_model(model, 0, cond, n_frames, seed=i, device=device)
+                out = run_model(model, 0, cond[None], n_frames, [i], device)
                 seconds[name].append(time.perf_counter() - start)
                 evaluations[name].append(out.evaluations)
                 made[name].append(to_uint8(out.clip))

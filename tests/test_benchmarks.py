@@ -30,7 +30,7 @@ def test_extract_benchmark_quick(tmp_path):
 
 def test_every_benchmark_quick_writes_results(tmp_path):
     out = tmp_path / "results.json"
-    only = ["pose", "training", "sampling", "scaling"]
+    only = ["pose", "training", "sampling", "render", "scaling"]
     stdout = bench(REPO / "benchmarks" / "run.py", "--quick", "--only", *only, "--out", out)
     results = json.loads(out.read_text())["benchmarks"]
     assert set(results) == set(only)
@@ -46,6 +46,10 @@ def test_every_benchmark_quick_writes_results(tmp_path):
         > sampling["dpmsolver++ 20 (vdlib)"]["evaluations_per_clip"]
     )
     assert set(sampling["ddim 100 (original)"]["label_accuracy"]) == {"shape", "colour"}
+    render = results["render"]
+    assert [(r["batch"], r["videos"]) for r in render["rows"]] == [(1, 4), (4, 4)]
+    assert render["rows"][1]["mean_abs_difference"] < 1  # batching changes float rounding only
+    assert all(r["seconds_per_video"] > 0 for r in render["rows"])
     pose = results["pose"]["rows"][0]
     assert pose["frames"] == 8 and pose["max_keypoint_difference"] < 0.05
     assert [(r["size"], r["frames"]) for r in results["scaling"]["rows"]] == [(16, 4), (16, 8)]

@@ -29,7 +29,7 @@ def test_window_plan_covers_k_frames_with_context():
 def test_each_window_draws_fresh_noise(models):
     """Without context, two windows with the same labels would be identical if noise were reused."""
     base = cascade(models, base=SamplingConfig(steps=3, context=0))[0]
-    out = run_model(base, 0, circle_red(models, 8), 8, seed=0, device=CPU)
+    out = run_model(base, 0, circle_red(models, 8)[None], 8, [0], CPU)
     assert out.borders == [4]
     first, second = out.clip[:, :, :4], out.clip[:, :, 4:]
     assert (first - second).abs().mean() > 0.05
@@ -37,9 +37,9 @@ def test_each_window_draws_fresh_noise(models):
 
 def test_later_windows_continue_from_the_previous_one(models):
     """With context, the first window is unchanged and later frames depend on it."""
-    cond = circle_red(models, 10)
-    free = run_model(cascade(models, base=SamplingConfig(steps=3, context=0))[0], 0, cond, 10, 0, CPU)
-    linked = run_model(cascade(models, base=SamplingConfig(steps=3, context=2))[0], 0, cond, 10, 0, CPU)
+    cond = circle_red(models, 10)[None]
+    free = run_model(cascade(models, base=SamplingConfig(steps=3, context=0))[0], 0, cond, 10, [0], CPU)
+    linked = run_model(cascade(models, base=SamplingConfig(steps=3, context=2))[0], 0, cond, 10, [0], CPU)
     assert torch.equal(free.clip[:, :, :4], linked.clip[:, :, :4])
     assert linked.borders == [4, 6, 8]
     assert not torch.equal(free.clip[:, :, 4:], linked.clip[:, :, 4:])
@@ -50,13 +50,32 @@ def test_upsampler_is_conditioned_on_the_previous_models_output(models):
     gen = torch.Generator().manual_seed(0)
     low_a = torch.rand(1, 3, 4, 16, 16, generator=gen) * 2 - 1
     low_b = -low_a
-    a = run_model(up, 1, None, 4, 0, CPU, lowres=low_a).clip
-    b = run_model(up, 1, None, 4, 0, CPU, lowres=low_b).clip
+    a = run_model(up, 1, None, 4, [0], CPU, lowres=low_a).clip
+    b = run_model(up, 1, None, 4, [0], CPU, lowres=low_b).clip
     assert a.shape == (1, 3, 4, 32, 32)
     # Each output follows its own low-res input (residual over the bilinear upscale).
     small_a = torch.nn.functional.avg_pool3d(a, (1, 2, 2))
     assert (small_a - low_a).abs().mean() < (small_a - low_b).abs().mean() / 2
     assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_videos_sampled_together_are_the_videos_sampled_alone(models, index):
+    """A batch of videos (other labels, other seeds) gives each the frames it gets alone, up to float
+    rounding: a video does not depend on what it is rendered with."""
+    model = cascade(models, base=SamplingConfig(steps=3, guidance=2.0, context=2))[index]
+    cond = np.stack([circle_red(models, 6), np.roll(circle_red(models, 6), 1, axis=1)])
+    lowres = None
+    if model.is_upsampler:
+        lowres = torch.rand(2, 3, 6, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    together = run_model(model, index, cond, 6, [0, 7], CPU, lowres)
+    assert together.clip.shape[0] == 2
+    for i, seed in enumerate([0, 7]):
+        low = None if lowres is None else lowres[i : i + 1]
+        alone = run_model(model, index, cond[i : i + 1], 6, [seed], CPU, low)
+        torch.testing.assert_close(together.clip[i : i + 1], alone.clip, atol=2e-3, rtol=0)
+        assert together.evaluations == alone.evaluations
+    assert (together.clip[0] - together.clip[1]).abs().mean() > 0.05  # and they are different videos
 
 
 def test_guidance_in_one_batch_equals_the_two_passes_it_replaces(models):
@@ -106,7 +125,7 @@ def test_training_samples_are_made_as_rendering_makes_videos(models, name, tmp_p
     row = data.windows.rows(data.windows.val_starts(1))[0]
     stored = to_model_range(data.store.frames[row])[None]
     lowres = resize_clip(stored, model.size // 2) if model.is_upsampler else None
-    made = run_model(model, 0, data.labels.cond[row], len(row), int(model.meta["seed"]), CPU, lowres)
+    made = run_model(model, 0, data.labels.cond[row][None], len(row), [int(model.meta["seed"])], CPU, lowres)
     side_by_side = to_uint8(torch.cat([resize_clip(stored, model.size), made.clip], dim=-1))
     rendered = iio.imread(write_gif(side_by_side, tmp_path / "rendered.gif", fps=5))
     samples = sorted((models / f"reports_{name}" / "samples").glob("step_*.gif"))

@@ -12,7 +12,7 @@ from tests.conftest import cascade
 from vdlib.classifier import identity_stability, label_accuracy, predict, targets, train_classifier
 from vdlib.config import DemoConfig, EvaluateConfig, ExtractConfig
 from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
-from vdlib.evaluate import RealReference, WithoutLabels, psnr, ssim, temporal_consistency
+from vdlib.evaluate import RealReference, psnr, ssim, temporal_consistency
 from vdlib.extract import extract_frames
 from vdlib.frames import ClipWindows
 from vdlib.motion import (
@@ -143,9 +143,11 @@ def test_label_gain_is_zero_for_a_model_blind_to_its_labels(models):
         base.diffusion, None, 0
     )
     net = base.net
-    assert validation.loss(WithoutLabels(net), "cpu") != validation.loss(net, "cpu")
+    assert validation.loss(net, "cpu", labels=False) != validation.loss(net, "cpu")
+    assert validation.label_gain(net, "cpu") != 0
     with torch.no_grad():  # labels now map to the null embedding: the model cannot read them
         last = net.cond_mlp[-1]
         last.weight.zero_()
         last.bias.copy_(net.null_cond)
-    assert validation.loss(WithoutLabels(net), "cpu") == validation.loss(net, "cpu")
+    assert validation.loss(net, "cpu", labels=False) == validation.loss(net, "cpu")
+    assert validation.label_gain(net, "cpu") == 0

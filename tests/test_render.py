@@ -106,6 +106,26 @@ def test_same_seed_same_bytes_other_seed_differs(models, tmp_path):
     assert first["circle-red_seed3.gif"] != other["circle-red_seed4.gif"]
 
 
+def test_videos_rendered_in_one_batch_match_videos_rendered_one_by_one(models, tmp_path):
+    """``--batch`` changes how many videos share a network pass, not what any video shows."""
+    from vdlib.render import Rendered
+
+    def make(batch, folder):
+        args = ["generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
+                "--frames", 6, "--labels", "circle,red", "--labels", "square,blue", "-n", 2, "--steps", "3,2",
+                "--context", "2,0", "--format", "gif", "--batch", batch, "--out-dir", folder]  # fmt: skip
+        assert run_cli(*args) == 0
+        return Rendered.open(folder)
+
+    alone, together = make(1, tmp_path / "alone"), make(2, tmp_path / "together")
+    assert (alone.manifest["batch"], together.manifest["batch"]) == (1, 2)
+    assert sorted(together.frames) == sorted(alone.frames) and len(alone.frames) == 4
+    for stem, frames in alone.frames.items():
+        diff = np.abs(frames.astype(int) - together.frames[stem].astype(int))
+        assert diff.mean() < 0.5 and diff.max() <= 8, stem  # float rounding, not other videos
+    assert np.abs(alone.frames["circle-red_seed0"].astype(int) - alone.frames["circle-red_seed1"]).mean() > 5
+
+
 def test_generate_errors_are_one_line(models, tmp_path, capsys):
     code = run_cli("generate", models / "base", "--params", tmp_path / "none.yaml", "--labels", "shape=star",
                    "--context", 1, "--out-dir", tmp_path / "o")  # fmt: skip

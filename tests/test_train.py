@@ -260,6 +260,7 @@ def test_processes_from_params_match_torchrun_and_two_machines_match_one(tiny_da
         "reports/train_base/plots/metrics/clips_per_s.tsv",
         "reports/train_base/plots/metrics/lr.tsv",
         "reports/train_base/plots/metrics/train/loss.tsv",
+        "reports/train_base/plots/metrics/val/label_gain.tsv",
         "reports/train_base/plots/metrics/val/loss.tsv",
         "reports/train_base/samples/step_000010.gif",
     ]  # rank 0 alone writes, and the resumable state is gone

@@ -4,7 +4,8 @@ Each model makes its frames in windows of the length it was trained on. The firs
 from noise alone; each later one is given the last ``context`` frames made so far as clean context
 frames and makes the rest, so there is no jump at window borders (the last window is moved back to
 end exactly at K, taking more context instead of making frames nobody asked for). Every window draws
-its noise from the generator of (seed, window, the model's place in the cascade, ``Stream.WINDOW``).
+its noise from the generator of (seed, window, the model's place in the cascade, ``Stream.WINDOW``),
+one per video: videos sampled together in one batch get the noise each would get alone.
 An upsampler is conditioned on the previous model's output through :mod:`vdlib.lowres`, the same
 path its training used, and on the same per-frame labels.
 """
@@ -144,12 +145,17 @@ def window_plan(total: int, window: int, context: int) -> list[tuple[int, int]]:
 
 @dataclass
 class StageOutput:
-    """One model's frames for one video, in [-1, 1], and what they cost."""
+    """One model's frames for a batch of videos, in [-1, 1], and what they cost."""
 
-    clip: torch.Tensor  # (1, 3, K, S, S)
+    clip: torch.Tensor  # (B, 3, K, S, S)
     borders: list[int]  # first new frame of each window after the first
-    evaluations: int
-    seconds: float
+    evaluations: int  # network evaluations per video
+    seconds: float  # for the whole batch
+
+    def video(self, i: int) -> StageOutput:
+        """The ``i``-th video's frames, with its share of the batch's time."""
+        share = self.seconds / len(self.clip)
+        return StageOutput(self.clip[i : i + 1], self.borders, self.evaluations, share)
 
 
 @torch.no_grad()
@@ -159,29 +165,30 @@ def sample_window(
     given: int,
     cond: torch.Tensor | None,
     lowres: torch.Tensor | None,
-    gen: torch.Generator,
+    gens: list[torch.Generator],
     device: torch.device,
 ) -> tuple[torch.Tensor, int]:
-    """Frames (1, 3, L, S, S) in [-1, 1] of one window whose first ``given`` frames are the clean
-    ``context`` (the rest of ``context`` is ignored), with per-frame labels ``cond`` (1, L, D) and,
-    for an upsampler, the previous model's frames ``lowres`` (1, 3, L, S/2, S/2). Returns the frames
-    and the network evaluations they took."""
-    length, size = context.shape[2], model.size
+    """Frames (B, 3, L, S, S) in [-1, 1] of one window of B videos whose first ``given`` frames are
+    the clean ``context`` (the rest of ``context`` is ignored), with per-frame labels ``cond``
+    (B, L, D) and, for an upsampler, the previous model's frames ``lowres`` (B, 3, L, S/2, S/2).
+    Video b draws its noise from ``gens[b]`` alone. Returns the frames and the network evaluations
+    per video."""
+    batch, length, size = context.shape[0], context.shape[2], model.size
     inputs: dict[str, Any] = {}
     upscaled = None
     if model.is_upsampler:
         assert lowres is not None, "an upsampler needs the previous model's frames"
         upscaled = resize_clip(lowres, size)
-        level = torch.full((1,), model.sample_aug)
-        inputs = {k: v.to(device) for k, v in lowres_inputs(model.diffusion, upscaled, level, gen).items()}
+        level = torch.full((batch,), model.sample_aug)
+        inputs = {k: v.to(device) for k, v in lowres_inputs(model.diffusion, upscaled, level, gens).items()}
     residual = model.residual
     inputs["context"] = residual.target(context, upscaled).to(device)
-    inputs["context_mask"] = (torch.arange(length) < given)[None].to(device)
+    inputs["context_mask"] = (torch.arange(length) < given)[None].expand(batch, -1).to(device)
 
     batched = {1: (cond, inputs)}  # by repeat: 2 for the labelled and null halves of guidance
 
     def denoise(x: torch.Tensor, t: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
-        repeat = x.shape[0] // context.shape[0]
+        repeat = x.shape[0] // batch
         if repeat not in batched:  # made once per window, not at every step
             batched[repeat] = (
                 None if cond is None else torch.cat([cond] * repeat),
@@ -192,8 +199,8 @@ def sample_window(
 
     settings = model.sampling
     result = sample(
-        denoise, (1, 3, length, size, size), model.diffusion, settings.sampler, settings.steps,
-        settings.guidance, cond is not None, gen, device, residual.bound, settings.guidance_share,
+        denoise, (batch, 3, length, size, size), model.diffusion, settings.sampler, settings.steps,
+        settings.guidance, cond is not None, gens, device, residual.bound, settings.guidance_share,
     )  # fmt: skip
     return residual.frames(result.clip.float().cpu(), upscaled), result.evaluations
 
@@ -204,28 +211,30 @@ def run_model(
     index: int,
     cond: np.ndarray | None,
     frames: int,
-    seed: int,
+    seeds: list[int],
     device: torch.device,
     lowres: torch.Tensor | None = None,
 ) -> StageOutput:
-    """Make ``frames`` frames with the cascade's ``index``-th model, window by window (``cond``: (K, D)
-    labels; ``lowres``: the previous model's (1, 3, K, S/2, S/2) clip, for an upsampler)."""
+    """Make ``frames`` frames of B videos at once with the cascade's ``index``-th model, window by
+    window: video b from noise seeded by ``seeds[b]`` (the same frames, up to float rounding, as it
+    would get alone), with labels ``cond`` (B, K, D) and, for an upsampler, the previous model's
+    clips ``lowres`` (B, 3, K, S/2, S/2)."""
     tick = time.perf_counter()
     plan = window_plan(frames, model.window, model.sampling.context)
     length = min(model.window, frames)
     cond_t = None
     if cond is not None and model.labels.conditioned:
         cond_t = torch.from_numpy(np.asarray(cond, dtype=np.float32)).to(device)
-    out = torch.zeros(1, 3, frames, model.size, model.size)
+    out = torch.zeros(len(seeds), 3, frames, model.size, model.size)
     evaluations = 0
     for w, (start, given) in enumerate(plan):
         span = slice(start, start + length)
         if device.type == "cpu":
             share_cores()  # other vdlib processes may have started or finished since the last window
         made, cost = sample_window(
-            model, out[:, :, span], given, None if cond_t is None else cond_t[None, span],
+            model, out[:, :, span], given, None if cond_t is None else cond_t[:, span],
             None if lowres is None else lowres[:, :, span],
-            step_generator(seed, w, index, Stream.WINDOW), device,
+            [step_generator(seed, w, index, Stream.WINDOW) for seed in seeds], device,
         )  # fmt: skip
         out[:, :, start + given : start + length] = made[:, :, given:]
         evaluations += cost

@@ -186,6 +186,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         frames=args.frames if args.frames is not None else cfg.frames,
         fps=args.fps if args.fps is not None else cfg.fps,
         formats=formats,
+        batch=args.batch if args.batch is not None else cfg.batch,
         **requests,
         device=args.device or cfg.device,
         **sampling,
@@ -197,7 +198,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         cfg, models, args.out_dir, pose, args.data / "frames", args.data / "labels.parquet", keys=keys
     )
     for video in videos:
-        cost = sum(s.seconds for s in video.stages)
+        cost = sum(s.seconds for s in video.stages)  # its share of its batch's time
         print(f"wrote {args.out_dir / video.stem}.* ({len(video.frames)} frames, {cost:.1f} s)")
 
 
@@ -376,6 +377,7 @@ def _add_generate(sub: Subparsers) -> None:
         help="share of the steps, the noisiest first, that use guidance; one, or one per model",
     )
     p.add_argument("--context", help="frames carried into each next window; one, or one per model")
+    p.add_argument("--batch", type=int, help="videos sampled together (default: render.batch)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="defaults (section render)")
     p.set_defaults(func=_cmd_generate)

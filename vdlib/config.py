@@ -336,7 +336,7 @@ class BaseConfig(ModelTrainConfig):
 class UpsamplerConfig(ModelTrainConfig):
     """The 2x upsamplers (one per output size in dvc.yaml), trained on real low-res/high-res pairs."""
 
-    steps: int = 500
+    steps: int = 1000
     context_prob: float = 0.25
     model: ModelParams = field(default_factory=lambda: ModelParams(channels=24, spatial_attn_levels=[]))
     crop: int = 32  # train on random crops of this many pixels (0: whole frames); sampling is full-size
@@ -406,12 +406,21 @@ class RenderConfig:
     timelines: str | list[str] = AUTO  # timestamp tables in output time: a video each
     pose_from: str | list[str] = AUTO  # videos or pose label files: a video each
     count: int = 4  # at most this many 'auto' videos per seed
+    batch: int | str = AUTO  # videos sampled together; auto = 1 on CPU, 8 on CUDA (see batch_size)
     device: str = "auto"
     base: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(steps=30, guidance=2.0, guidance_share=0.33, context=4)
     )
     upsampler_64: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
     upsampler_128: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
+
+    def batch_size(self, device_type: str) -> int:
+        """Videos sampled together on a device of ``device_type``. ``auto``: 8 on CUDA; 1 on CPU, where
+        a batch is memory-bound and costs more per video than one video at a time (measured:
+        ``benchmarks/render.py``)."""
+        if self.batch != AUTO:
+            return int(self.batch)
+        return 1 if device_type == "cpu" else 8
 
     def sampling(self) -> list[SamplingConfig]:
         """The sampling settings of the models that run, in cascade order."""
@@ -430,6 +439,8 @@ class RenderConfig:
             _fail(where, "render.count", "an integer >= 1 (videos per seed for 'auto' requests)", self.count)
         if self.frames < 1:
             _fail(where, "render.frames", "an integer >= 1", self.frames)
+        if not (self.batch == AUTO or (isinstance(self.batch, int) and self.batch >= 1)):
+            _fail(where, "render.batch", "auto or an integer >= 1 (videos sampled together)", self.batch)
         if self.fps < 0:
             _fail(where, "render.fps", "frames per second > 0, or 0 for the model's rate", self.fps)
         bad = [f for f in self.formats if f not in VIDEO_FORMATS]

@@ -24,6 +24,7 @@ from diffusers import (
 
 from vdlib.common import VdlibError
 from vdlib.config import PREDICTIONS, SAMPLERS, SCHEDULES, DiffusionConfig
+from vdlib.randomness import Generators, per_clip
 
 
 def training_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
@@ -51,7 +52,7 @@ class Diffusion:
     def noise(
         self,
         shape: tuple[int, ...],
-        generator: torch.Generator | None,
+        generator: Generators,
         independent: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Standard Gaussian noise for clips of ``shape`` (B, C, F, H, W). With ``cfg.shared_noise``
@@ -59,7 +60,14 @@ class Diffusion:
         noise prior of Ge et al., 2023, "Preserve Your Own Correlation"): a clip's frames then start
         alike, as real frames are, so the network learns per-frame change instead of making every
         frame from unrelated noise. Clips marked ``independent`` (B,) (unrelated frames) keep
-        independent noise. With s = 0 this is one ``torch.randn`` draw, as before."""
+        independent noise. With s = 0 this is one ``torch.randn`` draw, as before. With one generator
+        per clip, each clip's noise is what it would get alone."""
+        generators = per_clip(generator, shape[0])
+        if generators is not None:
+            one = (1, *shape[1:])
+            parts = [self.noise(one, g, None if independent is None else independent[i : i + 1])
+                     for i, g in enumerate(generators)]  # fmt: skip
+            return torch.cat(parts)
         noise = torch.randn(shape, generator=generator)
         share = self.cfg.shared_noise
         if not share:
@@ -171,13 +179,14 @@ def sample(
     steps: int = 20,
     guidance: float = 1.0,
     has_labels: bool = False,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: str | torch.device = "cpu",
     bound: float = 1.0,
     guidance_share: float = 1.0,
 ) -> SampleResult:
-    """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler; values are
-    clamped to [-bound, bound] (1 for frames in model range). Guidance applies to the first
+    """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler and noise from
+    ``generator`` (one, or one per clip); values are clamped to [-bound, bound] (1 for frames in
+    model range). Guidance applies to the first
     ``guidance_share`` of the steps (rounded up), the noisiest, where labels decide what is drawn; the
     later steps take the labelled prediction alone, one network pass each."""
     if steps < 1:

@@ -95,24 +95,23 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
 def upsampler_fidelity(
     model: CascadeModel, real: np.ndarray, cond: np.ndarray | None, seed: int, device: torch.device
 ) -> dict[str, float]:
-    """PSNR/SSIM of the upsampler and of bicubic upscaling on real clips (C, K, S, S, 3) uint8."""
+    """PSNR/SSIM of the upsampler (all clips in one batch, clip i with seed + i) and of bicubic
+    upscaling on real clips (C, K, S, S, 3) uint8 with labels ``cond`` (C, K, D)."""
     size = model.size
-    outs, bicubic, targets = [], [], []
-    for i, clip in enumerate(real):
-        high = resize_frames(clip, size)
-        low = resize_clip(to_model_range(clip)[None], size // 2)
-        made = run_model(model, 0, None if cond is None else cond[i], len(clip), seed + i, device, low)
-        outs.append(to_uint8(made.clip))
-        flat = low[0].transpose(0, 1)  # (K, 3, s, s)
-        up = F.interpolate(flat, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-        bicubic.append(to_uint8(up.transpose(0, 1)[None]))
-        targets.append(high)
-    target, made_all, bicubic_all = np.stack(targets), np.stack(outs), np.stack(bicubic)
+    high = np.stack([resize_frames(clip, size) for clip in real])
+    low = resize_clip(torch.stack([to_model_range(clip) for clip in real]), size // 2)  # (C, 3, K, s, s)
+    seeds = [seed + i for i in range(len(real))]
+    made = run_model(model, 0, cond, real.shape[1], seeds, device, low).clip
+    flat = low.transpose(1, 2).flatten(0, 1)  # (C K, 3, s, s)
+    up = F.interpolate(flat, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+    bicubic = up.unflatten(0, low.shape[:1] + low.shape[2:3]).transpose(1, 2)  # (C, 3, K, S, S)
+    made_all = np.stack([to_uint8(made[i : i + 1]) for i in range(len(real))])
+    bicubic_all = np.stack([to_uint8(bicubic[i : i + 1]) for i in range(len(real))])
     return {
-        "psnr": psnr(made_all, target),
-        "ssim": ssim(made_all, target),
-        "bicubic_psnr": psnr(bicubic_all, target),
-        "bicubic_ssim": ssim(bicubic_all, target),
+        "psnr": psnr(made_all, high),
+        "ssim": ssim(made_all, high),
+        "bicubic_psnr": psnr(bicubic_all, high),
+        "bicubic_ssim": ssim(bicubic_all, high),
     }
 
 
@@ -207,6 +206,7 @@ def sampling_cost(rendered: Rendered) -> dict[str, Any]:
     models = [Path(m["folder"]).name for m in rendered.manifest["models"]]
     return {
         "seconds_per_video": round(float(seconds.sum(1).mean()), 3),
+        "batch": int(rendered.manifest.get("batch", 1)),
         "evaluations_per_video": float(evals.sum(1).mean()),
         "per_model": {
             name: {"seconds": round(float(seconds[:, i].mean()), 3), "evaluations": float(evals[:, i].mean())}
@@ -286,21 +286,6 @@ class Evaluation:
         ]  # fmt: skip
 
 
-class WithoutLabels(torch.nn.Module):
-    """``net`` with every label it is given dropped: each frame gets the learned null embedding, as in
-    training's label dropout (the unguided half of classifier-free guidance)."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(
-        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None, **inputs: Any
-    ) -> torch.Tensor:
-        """The wrapped network's prediction without ``cond``."""
-        return self.net(x, t, cond=None, **inputs)
-
-
 def validation_losses(ev: Evaluation) -> dict[str, dict[str, float]]:
     """Each model's loss on the held-out tails at fixed noise levels, exactly as its training scored it
     (``val_loss``), and for label-conditioned models the ``label_gain``: the share of that loss the
@@ -311,9 +296,9 @@ def validation_losses(ev: Evaluation) -> dict[str, dict[str, float]]:
         sample_aug = model.sample_aug if model.is_upsampler else None
         validation = data.validation(model.diffusion, sample_aug, int(model.meta["seed"]))
         losses[name] = validation.loss(model.net, ev.device)
-        if model.net.cfg.cond_dim:
-            dropped = validation.loss(WithoutLabels(model.net), ev.device)
-            gains[name] = 1.0 - losses[name] / dropped if dropped > 0 else 0.0
+        gain = validation.label_gain(model.net, ev.device, losses[name])
+        if gain is not None:
+            gains[name] = gain
     return {"val_loss": losses, "label_gain": gains} if gains else {"val_loss": losses}
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from vdlib.diffusion import Diffusion
+from vdlib.randomness import Generators, randn
 
 
 def augmentation_timesteps(level: torch.Tensor, timesteps: int) -> torch.Tensor:
@@ -26,11 +27,12 @@ def augmentation_timesteps(level: torch.Tensor, timesteps: int) -> torch.Tensor:
 
 
 def lowres_inputs(
-    diffusion: Diffusion, upscaled: torch.Tensor, level: torch.Tensor, gen: torch.Generator
+    diffusion: Diffusion, upscaled: torch.Tensor, level: torch.Tensor, gen: Generators
 ) -> dict[str, torch.Tensor]:
     """The network's low-res inputs for upscaled clips (B, 3, F, S, S) at augmentation levels (B,):
-    ``lowres`` (the clips diffused to those levels with noise from ``gen``) and ``aug_level``."""
-    noise = torch.randn(upscaled.shape, generator=gen)
+    ``lowres`` (the clips diffused to those levels with noise from ``gen``, one generator or one per
+    clip) and ``aug_level``."""
+    noise = randn(upscaled.shape, gen)
     noisy = diffusion.add_noise(upscaled, noise, augmentation_timesteps(level, diffusion.cfg.timesteps))
     return {"lowres": noisy, "aug_level": level}
 

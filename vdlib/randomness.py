@@ -9,9 +9,13 @@ cascade). Nothing in vdlib draws from torch's global generator after the initial
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 import torch
+
+# One generator for a whole batch, or one per clip (a clip's draws then do not depend on its batch).
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
 class Stream(IntEnum):
@@ -37,3 +41,23 @@ def device_generator(
     made on an accelerator (dropout masks)."""
     drawn = int(torch.randint(2**62, (1,), generator=step_generator(seed, step, rank, stream)))
     return torch.Generator(device=device).manual_seed(drawn)
+
+
+def per_clip(generator: Generators, batch: int) -> list[torch.Generator] | None:
+    """``generator`` as the list of one generator per clip of a ``batch``, or None when it is a single
+    generator (or None)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return None
+    generators = list(generator)
+    if len(generators) != batch:
+        raise ValueError(f"{len(generators)} generators for a batch of {batch}")
+    return generators
+
+
+def randn(shape: Sequence[int], generator: Generators) -> torch.Tensor:
+    """Standard Gaussian noise of ``shape`` (B, ...): one draw from a single generator, or clip b's
+    from the b-th of B generators (the same numbers a batch of that clip alone would get)."""
+    generators = per_clip(generator, shape[0])
+    if generators is None:
+        return torch.randn(tuple(shape), generator=generator)
+    return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generators])

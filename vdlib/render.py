@@ -42,19 +42,39 @@ class Video:
 
 
 def generate(
-    cascade: list[CascadeModel], request: Request, frames: int, seed: int, device: torch.device
-) -> Video:
-    """Run the cascade for one request and seed."""
+    cascade: list[CascadeModel], requests: list[Request], frames: int, seed: int, device: torch.device
+) -> list[Video]:
+    """Run the cascade for a batch of requests (all with labels, or all without) and one seed; each
+    video gets the noise it would get alone."""
     if frames < 1:
         raise VdlibError(f"frames: expected an integer >= 1, got {frames}")
+    labelled = {r.cond is not None for r in requests}
+    if len(labelled) != 1:
+        raise VdlibError("a batch of requests must all have labels or all have none")
+    cond = np.stack([r.cond for r in requests]) if labelled == {True} else None
+    noise_seeds = [seed + VARIANT_SEED_STRIDE * r.variant for r in requests]  # same labels, other noise
     stages: list[StageOutput] = []
     clip = None
-    noise_seed = seed + VARIANT_SEED_STRIDE * request.variant  # requests with the same labels differ
     for index, model in enumerate(cascade):
-        result = run_model(model, index, request.cond, frames, noise_seed, device, lowres=clip)
+        result = run_model(model, index, cond, frames, noise_seeds, device, lowres=clip)
         stages.append(result)
         clip = result.clip
-    return Video(request.name, seed, request, to_uint8(clip), stages)
+    assert clip is not None
+    return [
+        Video(r.name, seed, r, to_uint8(clip[i : i + 1]), [s.video(i) for s in stages])
+        for i, r in enumerate(requests)
+    ]
+
+
+def batches(requests: list[Request], size: int) -> list[list[Request]]:
+    """The requests in batches of at most ``size``, in order, labelled and unlabelled ones apart."""
+    out: list[list[Request]] = []
+    for request in requests:
+        if out and len(out[-1]) < size and (out[-1][0].cond is None) == (request.cond is None):
+            out[-1].append(request)
+        else:
+            out.append([request])
+    return out
 
 
 def write_video_files(
@@ -107,9 +127,11 @@ def render(
     fps: float = 0.0,
     device: torch.device | str = "cpu",
     sheets_dir: str | Path | None = None,
+    batch: int = 1,
 ) -> list[Video]:
-    """Generate every request for every seed; write the files, ``generated.npz`` and ``videos.json``
-    to ``out_dir`` and the contact sheets to ``sheets_dir`` (default ``out_dir``)."""
+    """Generate every request for every seed, ``batch`` videos at a time; write the files,
+    ``generated.npz`` and ``videos.json`` to ``out_dir`` and the contact sheets to ``sheets_dir``
+    (default ``out_dir``)."""
     out_dir = Path(out_dir)
     sheets = Path(sheets_dir) if sheets_dir else out_dir
     for folder in (out_dir, sheets):
@@ -120,21 +142,23 @@ def render(
     manifest: dict[str, Any] = {
         "frames": frames,
         "fps": fps,
+        "batch": batch,
         "models": [
             {"folder": str(m.folder), "size": m.size, "window": m.window, **asdict(m.sampling)}
             for m in cascade
         ],
         "videos": [],
     }
-    jobs = [(request, seed) for seed in seeds for request in requests]
-    with progress(total=len(jobs), desc="render", unit="video") as bar:
-        for request, seed in jobs:
-            video = generate(cascade, request, frames, seed, device)
-            files = write_video_files(video, out_dir, formats, fps, sheets)
-            videos.append(video)
-            manifest["videos"].append(_manifest_entry(video, files))
-            bar.set_postfix_str(f"{video.stem}: {sum(s.seconds for s in video.stages):.1f}s")
-            bar.update(1)
+    jobs = [(group, seed) for seed in seeds for group in batches(requests, batch)]
+    with progress(total=len(requests) * len(seeds), desc="render", unit="video") as bar:
+        for group, seed in jobs:
+            made = generate(cascade, group, frames, seed, device)
+            for video in made:
+                files = write_video_files(video, out_dir, formats, fps, sheets)
+                videos.append(video)
+                manifest["videos"].append(_manifest_entry(video, files))
+            bar.set_postfix_str(f"{sum(s.seconds for s in made[0].stages):.1f} s/video")
+            bar.update(len(made))
     arrays = {f"frames/{v.stem}": v.frames for v in videos}
     arrays.update({f"cond/{v.stem}": v.request.cond for v in videos if v.request.cond is not None})
     with atomic_output(out_dir / ARRAYS) as tmp, open(tmp, "wb") as fh:
@@ -198,4 +222,7 @@ def render_videos(
         cfg, cascade[0].labels, fps, pose or PoseConfig(), size=cascade[-1].size, held_out=held_out,
         keys=keys or PARAM_KEYS,
     )  # fmt: skip
-    return render(cascade, requests, cfg.seeds, cfg.frames, out_dir, cfg.formats, fps, device, sheets_dir)
+    return render(
+        cascade, requests, cfg.seeds, cfg.frames, out_dir, cfg.formats, fps, device, sheets_dir,
+        cfg.batch_size(device.type),
+    )  # fmt: skip

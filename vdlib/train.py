@@ -216,14 +216,15 @@ class ValidationSet:
     seed: int
 
     @torch.no_grad()
-    def loss(self, model: UNet3D, device: torch.device) -> float:
-        """Mean MSE of ``model``'s predictions over :data:`VAL_LEVELS`."""
+    def loss(self, model: UNet3D, device: torch.device, labels: bool = True) -> float:
+        """Mean MSE of ``model``'s predictions over :data:`VAL_LEVELS`; with ``labels`` False, every
+        label dropped (the learned null embedding, as in label dropout)."""
         was_training = model.training
         model.eval()
         upscaled = self.batch.get("lowres")
         clip = self.residual.target(self.batch["clip"], upscaled)
         n, timesteps = clip.shape[0], self.diffusion.cfg.timesteps
-        cond = self.batch["cond"].to(device) if self.batch["cond"].shape[-1] else None
+        cond = self.batch["cond"].to(device) if labels and self.batch["cond"].shape[-1] else None
         gen = step_generator(self.seed, 0, 0, Stream.VALIDATION)
         total = 0.0
         for frac in VAL_LEVELS:
@@ -239,6 +240,16 @@ class ValidationSet:
             total += F.mse_loss(out.float(), self.diffusion.target(clip, noise, t).to(device)).item()
         model.train(was_training)
         return total / len(VAL_LEVELS)
+
+    def label_gain(self, model: UNet3D, device: torch.device, loss: float | None = None) -> float | None:
+        """The share of the held-out loss the labels take away: 1 - loss / loss with every label
+        dropped (``loss``: the labelled loss, when already known). Near 0, the model ignores its labels,
+        however well it denoises. None for a model trained without labels."""
+        if not model.cfg.cond_dim:
+            return None
+        loss = self.loss(model, device) if loss is None else loss
+        dropped = self.loss(model, device, labels=False)
+        return 1.0 - loss / dropped if dropped > 0 else 0.0
 
 
 def _open_inputs(frames: Path, labels_path: Path) -> tuple[FrameStore, Labels]:
@@ -590,7 +601,11 @@ def train_model(job: TrainJob) -> dict[str, float]:
         if log is not None and (run.step % tcfg.log_every == 0 or last):
             metrics = log.metrics()
             if run.step % tcfg.ckpt_every == 0 or last:
-                val = metrics["val/loss"] = run.validation.loss(run.ema_model(), run.device)
+                ema = run.ema_model()
+                val = metrics["val/loss"] = run.validation.loss(ema, run.device)
+                gain = run.validation.label_gain(ema, run.device, val)
+                if gain is not None:
+                    metrics["val/label_gain"] = gain
             log.log(metrics)
             postfix = {
                 "loss": f"{metrics['train/loss']:.4f}",
@@ -641,11 +656,11 @@ def sample_clip(
     stored = to_model_range(data.store.frames[row])[None]
     real = resize_clip(stored, job.size)
     lowres = resize_clip(stored, job.size // 2) if job.is_upsampler else None
-    cond = data.labels.cond[row] if data.labels.dim else None
+    cond = data.labels.cond[row][None] if data.labels.dim else None
     as_rendered = CascadeModel(
         job.model_out, model, model_meta(job, data), SAMPLE_SETTINGS, "training samples"
     )
-    made = run_model(as_rendered, 0, cond, len(row), job.train.seed, device, lowres)
+    made = run_model(as_rendered, 0, cond, len(row), [job.train.seed], device, lowres)
     return real, made.clip
 
 
