@@ -47,7 +47,8 @@ def test_every_benchmark_quick_writes_results(tmp_path):
     )
     assert set(sampling["ddim 100 (original)"]["label_accuracy"]) == {"shape", "colour"}
     render = results["render"]
-    assert [(r["batch"], r["videos"]) for r in render["rows"]] == [(1, 4), (4, 4)]
+    assert [r["batch"] for r in render["rows"]] == [1, 4]
+    assert render["rows"][0]["videos"] == render["rows"][1]["videos"] >= 4  # the same videos, both ways
     assert render["rows"][1]["mean_abs_difference"] < 1  # batching changes float rounding only
     assert all(r["seconds_per_video"] > 0 for r in render["rows"])
     pose = results["pose"]["rows"][0]
