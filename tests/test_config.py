@@ -64,6 +64,7 @@ def test_nested_section():
         ("demo", {"width": 33}, "demo.width: expected an even integer >= 32, got 33"),
         ("fetch", {"max_height": True}, "fetch.max_height: expected an integer, got True"),
         ("base", {"diffusion": {"min_snr_gamma": -1}}, "base.diffusion.min_snr_gamma: expected a number"),
+        ("base", {"diffusion": {"min_snr_gamma": 5, "snr_floor": 6}}, "base.diffusion.snr_floor: expected"),
         (
             "base",
             {"diffusion": {"shared_noise": 1}},

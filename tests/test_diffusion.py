@@ -55,6 +55,11 @@ def test_min_snr_weight_makes_every_loss_min_snr_times_the_x0_error(prediction):
     assert torch.allclose(weighted, snr.clamp(max=5.0) * x0_error, rtol=1e-3)
     assert snr[0] > 5 > snr[-1]  # both sides of the clip are exercised
     assert torch.equal(Diffusion(DiffusionConfig(prediction=prediction)).loss_weight(t), torch.ones(5))
+    # With a floor, the noisiest levels (SNR near 0 at t=999) keep the x0 error at full weight.
+    floored = Diffusion(DiffusionConfig(prediction=prediction, min_snr_gamma=5.0, snr_floor=1.0))
+    weighted = floored.loss_weight(t) * ((output - d.target(x0, noise, t)) ** 2).mean(dim=(1, 2, 3, 4))
+    assert torch.allclose(weighted, snr.clamp(min=1.0, max=5.0) * x0_error, rtol=1e-3)
+    assert snr[-1] < 1e-6 and weighted[-1] == pytest.approx(x0_error[-1].item(), rel=1e-3)
 
 
 def test_every_timestep_is_trained():

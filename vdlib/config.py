@@ -169,6 +169,7 @@ class DiffusionConfig:
     prediction: str = "v"  # epsilon | v | x0
     timesteps: int = 1000
     min_snr_gamma: float = 0.0  # training loss weight min(SNR, gamma) in x0 terms; 0 = unweighted
+    snr_floor: float = 0.0  # with min_snr_gamma: at least this weight (the noisiest levels); 0 = none
     shared_noise: float = 0.0  # share of the noise's variance common to a clip's frames; 0 = independent
 
     def validate(self, where: str, prefix: str = "diffusion") -> None:
@@ -180,6 +181,8 @@ class DiffusionConfig:
             _fail(where, f"{prefix}.timesteps", "an integer >= 2", self.timesteps)
         if self.min_snr_gamma < 0:
             _fail(where, f"{prefix}.min_snr_gamma", "a number >= 0 (0 = off)", self.min_snr_gamma)
+        if self.snr_floor < 0 or (self.min_snr_gamma and self.snr_floor > self.min_snr_gamma):
+            _fail(where, f"{prefix}.snr_floor", "a number from 0 (off) to min_snr_gamma", self.snr_floor)
         if not 0 <= self.shared_noise < 1:
             _fail(where, f"{prefix}.shared_noise", "a number in [0, 1) (0 = off)", self.shared_noise)
 
@@ -323,7 +326,9 @@ class BaseConfig(ModelTrainConfig):
     size: int = 32
     steps: int = 1400
     image_prob: float = 0.25
-    diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
+    diffusion: DiffusionConfig = field(
+        default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0, snr_floor=1.0)
+    )
 
     def validate(self, where: str, prefix: str = "base") -> None:
         super().validate(where, prefix)

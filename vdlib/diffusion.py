@@ -92,18 +92,22 @@ class Diffusion:
         return self.scheduler.get_velocity(x0, noise, t)
 
     def loss_weight(self, t: torch.Tensor) -> torch.Tensor:
-        """Per-sample training loss weights (B,): Min-SNR-gamma (Hang et al., 2023), or ones.
+        """Per-sample training loss weights (B,): Min-SNR-gamma (Hang et al., 2023) with a floor, or
+        ones.
 
-        The weight makes the loss min(SNR, gamma) times the x0 error for every prediction type, so
-        nearly clean levels (high SNR), whose loss is large but says little about layout and shape,
-        stop dominating the gradient.
+        The weight makes the loss clamp(SNR, floor, gamma) times the x0 error for every prediction
+        type, so nearly clean levels (high SNR), whose loss is large but says little about layout and
+        shape, stop dominating the gradient. Min-SNR alone weights the noisiest levels by SNR, nearly
+        0: on the cosine schedule the top fifth of the timesteps, where sampling starts and a clip's
+        layout and its frames' agreement are decided, got 2% of the weight. The floor (``snr_floor``,
+        1 = the truncated-SNR weighting of Salimans & Ho, 2022, there) keeps them in training.
         """
         gamma = self.cfg.min_snr_gamma
         if not gamma:
             return torch.ones(t.shape)
         abar = self.alphas_cumprod[t]
         snr = abar / (1 - abar)
-        clipped = snr.clamp(max=gamma)
+        clipped = snr.clamp(min=self.cfg.snr_floor, max=gamma)
         if self.cfg.prediction == "epsilon":
             return clipped / snr
         if self.cfg.prediction == "x0":

@@ -117,11 +117,15 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
+        shadows, values = [], []
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
+                shadows.append(self.shadow[k])
+                values.append(v.detach().float())
             else:
                 self.shadow[k].copy_(v)
+        torch._foreach_mul_(shadows, d)  # one kernel launch per op for all tensors, not one per tensor
+        torch._foreach_add_(shadows, values, alpha=1 - d)
 
     def model(self, like: UNet3D, device: torch.device) -> UNet3D:
         """A fresh network of ``like``'s config holding the averaged weights, in eval mode."""
@@ -460,7 +464,9 @@ def start_run(job: TrainJob) -> Run:
     torch.manual_seed(job.train.seed)  # the initial weights: the one draw from torch's global generator
     model = UNet3D(unet_config(cfg, data.labels.dim)).to(device)
     ema = EMA(model, cfg.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), foreach=True
+    )
     diffusion = Diffusion(cfg.diffusion)
     sample_aug = cfg.sample_aug if isinstance(cfg, UpsamplerConfig) else None
     run = Run(
@@ -497,7 +503,7 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> float:
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
     if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip, foreach=True)
     run.opt.step()
     run.ema.update(run.model, step)
     run.step += 1
