@@ -75,6 +75,11 @@ def test_nested_section():
             {"base": {"guidance_share": 1.5}},
             "render.base.guidance_share: expected a share in [0, 1] of the steps, got 1.5",
         ),
+        (
+            "base",
+            {"model": {"temporal_attn_levels": [0, 3]}},
+            "base.model.temporal_attn_levels: expected null (all) or levels between 0 and 2, got [3]",
+        ),
         ("base", {"image_prob": 1.5}, "base.image_prob: expected a probability in [0, 1], got 1.5"),
         ("train", {"precision": "fp16"}, "train.precision: expected auto | fp32 | bf16, got 'fp16'"),
     ],

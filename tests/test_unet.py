@@ -47,9 +47,11 @@ def test_frames_are_told_apart_without_labels():
     assert (out_same[:, :, 0] - out_same[:, :, 3]).abs().max() > 1e-3
 
 
-def test_frames_interact_through_time():
-    """Changing one frame changes the output of other frames (temporal attention is wired in)."""
-    model = randomize(UNet3D(TINY))
+@pytest.mark.parametrize("levels", [None, (1,)], ids=["every level", "not at full resolution"])
+def test_frames_interact_through_time(levels):
+    """Changing one frame changes the output of other frames (temporal attention is wired in), also
+    when the full-resolution level has none (the lower levels and the middle still mix frames)."""
+    model = randomize(UNet3D(tiny_unet(temporal_attn_levels=levels)))
     x = torch.randn(1, 3, 4, 16, 16)
     y = x.clone()
     y[:, :, 3] += 1.0
@@ -58,11 +60,14 @@ def test_frames_interact_through_time():
     assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("temporal_conv", [False, True], ids=["attention", "attention+conv"])
-def test_independent_frames_do_not_see_each_other(temporal_conv):
+@pytest.mark.parametrize(
+    ("temporal_conv", "levels"), [(False, None), (True, None), (True, (1,))],
+    ids=["attention", "attention+conv", "conv at full resolution"],
+)  # fmt: skip
+def test_independent_frames_do_not_see_each_other(temporal_conv, levels):
     """A clip marked independent (joint image-video training) is a batch of unrelated images: changing
     one frame changes no other frame's output, while the video clip beside it still mixes frames."""
-    model = randomize(UNet3D(tiny_unet(temporal_conv=temporal_conv)))
+    model = randomize(UNet3D(tiny_unet(temporal_conv=temporal_conv, temporal_attn_levels=levels)))
     x = torch.randn(2, 3, 4, 16, 16)
     y = x.clone()
     y[:, :, 3] += 1.0
@@ -75,6 +80,17 @@ def test_independent_frames_do_not_see_each_other(temporal_conv):
     assert (a[1, :, 0] - b[1, :, 0]).abs().max() > 1e-4
     # Positions still differ by their frame embedding, so compare frame 0 with a 1-frame clip.
     assert torch.allclose(a[:1, :, :1], alone, atol=1e-5)
+
+
+def test_temporal_attention_levels():
+    """``temporal_attn_levels`` leaves the other levels without temporal attention (fewer weights and
+    less work); a saved config from before the field existed means every level."""
+    full, lean = UNet3D(TINY), UNet3D(tiny_unet(temporal_attn_levels=(1,)))
+    assert all(level.time_attn is not None for level in [*full.down, full.mid, *full.up])
+    assert lean.down[0].time_attn is None and lean.up[-1].time_attn is None
+    assert lean.down[1].time_attn is not None and lean.mid.time_attn is not None
+    assert sum(p.numel() for p in lean.parameters()) < sum(p.numel() for p in full.parameters())
+    assert tiny_unet().temporal_attn(0)
 
 
 def test_bf16_autocast_on_cpu_stays_close_to_fp32():

@@ -198,6 +198,7 @@ class ModelParams:
     heads: int = 4
     dropout: float = 0.0
     temporal_conv: bool = False  # a residual convolution over time after every ResNet block
+    temporal_attn_levels: list[int] | None = None  # levels with temporal attention (+ middle); None = all
 
     @property
     def size_multiple(self) -> int:
@@ -217,6 +218,12 @@ class ModelParams:
         bad = [lv for lv in self.spatial_attn_levels if not 0 <= lv < len(self.mults)]
         if bad:
             _fail(where, f"{prefix}.spatial_attn_levels", f"levels between 0 and {len(self.mults) - 1}", bad)
+        bad = [lv for lv in self.temporal_attn_levels or [] if not 0 <= lv < len(self.mults)]
+        if bad:
+            _fail(
+                where, f"{prefix}.temporal_attn_levels",
+                f"null (all) or levels between 0 and {len(self.mults) - 1}", bad,
+            )  # fmt: skip
         if self.res_blocks < 1:
             _fail(where, f"{prefix}.res_blocks", "an integer >= 1", self.res_blocks)
         if not 0.0 <= self.dropout < 1.0:

@@ -190,9 +190,9 @@ def sample(
 ) -> SampleResult:
     """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler and noise from
     ``generator`` (one, or one per clip); values are clamped to [-bound, bound] (1 for frames in
-    model range). Guidance applies to the first
-    ``guidance_share`` of the steps (rounded up), the noisiest, where labels decide what is drawn; the
-    later steps take the labelled prediction alone, one network pass each."""
+    model range). Guidance applies to the first ``guidance_share`` of the steps (rounded up), the
+    noisiest, where labels decide what is drawn; the later steps take the labelled prediction alone,
+    one network pass each."""
     if steps < 1:
         raise VdlibError(f"steps: expected an integer >= 1, got {steps}")
     calls = 0

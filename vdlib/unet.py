@@ -1,8 +1,9 @@
 """The space-time factorised 3D U-Net, for the base model and the 2x upsamplers.
 
 Input and output are (B, C, F, H, W). Per-frame 2D convolutions and ResNet blocks carry space;
-temporal attention with rotary position embeddings at every level carries time; spatial attention
-runs at the lower resolutions. One attention block serves both axes by rearranging.
+temporal attention with rotary position embeddings carries time (at every level, or at the chosen
+ones and the middle); spatial attention runs at the lower resolutions. One attention block serves
+both axes by rearranging.
 
 Every frame has its own embedding: noise level + frame position + an MLP of that frame's label
 vector (a learned null embedding where labels are absent or dropped), plus the noise-augmentation
@@ -54,10 +55,17 @@ class UNetConfig:
     lowres: bool = False  # True for an upsampler
     mapping_channels: int = 32  # width of the upsampler's mapping network
     temporal_conv: bool = False  # a residual convolution over time after every ResNet block
+    temporal_attn_levels: tuple[int, ...] | None = None  # levels with temporal attention; None = all
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mults", tuple(self.mults))
         object.__setattr__(self, "spatial_attn_levels", tuple(self.spatial_attn_levels))
+        if self.temporal_attn_levels is not None:
+            object.__setattr__(self, "temporal_attn_levels", tuple(self.temporal_attn_levels))
+
+    def temporal_attn(self, level: int) -> bool:
+        """Whether the blocks of ``level`` (0 = full resolution) have temporal attention."""
+        return self.temporal_attn_levels is None or level in self.temporal_attn_levels
 
 
 def sinusoidal(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -207,15 +215,19 @@ class TemporalConv(nn.Module):
 
 
 class Level(nn.Module):
-    """One resolution: ResNet blocks, each followed by temporal (and maybe spatial) attention."""
+    """One resolution: ResNet blocks, each followed by (maybe) spatial and temporal attention."""
 
-    def __init__(self, cin: int, cout: int, n: int, emb_dim: int, cfg: UNetConfig, spatial: bool) -> None:
+    def __init__(
+        self, cin: int, cout: int, n: int, emb_dim: int, cfg: UNetConfig, spatial: bool, temporal: bool
+    ) -> None:
         super().__init__()
         map_channels = cfg.mapping_channels if cfg.lowres else 0
         self.res = nn.ModuleList(
             ResBlock(cin if i == 0 else cout, cout, emb_dim, cfg.dropout, map_channels) for i in range(n)
         )
-        self.time_attn = nn.ModuleList(Attention(cout, cfg.heads, "time") for _ in range(n))
+        self.time_attn = (
+            nn.ModuleList(Attention(cout, cfg.heads, "time") for _ in range(n)) if temporal else None
+        )
         self.time_conv = nn.ModuleList(TemporalConv(cout) for _ in range(n)) if cfg.temporal_conv else None
         self.space_attn = (
             nn.ModuleList(Attention(cout, cfg.heads, "space") for _ in range(n)) if spatial else None
@@ -228,7 +240,8 @@ class Level(nn.Module):
                 x = self.time_conv[i](x, frames, independent)
             if self.space_attn is not None:
                 x = self.space_attn[i](x, frames)
-            x = self.time_attn[i](x, frames, independent)
+            if self.time_attn is not None:
+                x = self.time_attn[i](x, frames, independent)
         return x
 
 
@@ -264,19 +277,15 @@ class UNet3D(nn.Module):
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         cin = ch
         for level, width in enumerate(widths):
-            self.down.append(
-                Level(cin, width, cfg.res_blocks, emb_dim, cfg, level in cfg.spatial_attn_levels)
-            )
+            self.down.append(Level(cin, width, cfg.res_blocks, emb_dim, cfg, *self.attention(level)))
             cin = width
             if level < len(widths) - 1:
                 self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
-        self.mid = Level(cin, cin, 1, emb_dim, cfg, True)
+        self.mid = Level(cin, cin, 1, emb_dim, cfg, True, True)
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for level in reversed(range(len(widths))):
             width = widths[level]
-            self.up.append(
-                Level(cin + width, width, cfg.res_blocks, emb_dim, cfg, level in cfg.spatial_attn_levels)
-            )
+            self.up.append(Level(cin + width, width, cfg.res_blocks, emb_dim, cfg, *self.attention(level)))
             cin = width
             if level > 0:
                 self.upsample.append(nn.Conv2d(width, width, 3, padding=1))
@@ -284,6 +293,10 @@ class UNet3D(nn.Module):
         self.out = nn.Conv2d(ch, cfg.image_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    def attention(self, level: int) -> tuple[bool, bool]:
+        """Whether ``level``'s blocks have (spatial, temporal) attention."""
+        return level in self.cfg.spatial_attn_levels, self.cfg.temporal_attn(level)
 
     @contextmanager
     def dropout_generator(self, generator: torch.Generator | None) -> Iterator[None]:
