@@ -31,8 +31,9 @@ from common import machine, markdown_table, quick_demo_data, write_json
 ROOT = Path(__file__).resolve().parent.parent
 QUICK_OVERRIDES = [
     "base.steps=6", "base.batch=2", "base.window=6", "base.model.channels=8", "base.model.mults=[1,2]",
-    "base.model.spatial_attn_levels=[]", "train.ckpt_every=3", "train.log_every=3",
-    "evaluate.classifier_steps=5", "render.frames=6", "render.base.steps=2", "render.base.context=1",
+    "base.model.spatial_attn_levels=[]", "base.model.temporal_attn_levels=[1]", "train.ckpt_every=3",
+    "train.log_every=3", "evaluate.classifier_steps=5", "render.frames=6", "render.base.steps=2",
+    "render.base.context=1",
 ]  # fmt: skip
 QUICK_ROWS = ["baseline", "guidance 4:render.base.guidance=4"]
 
