@@ -90,7 +90,7 @@ def test_temporal_attention_levels():
     assert lean.down[0].time_attn is None and lean.up[-1].time_attn is None
     assert lean.down[1].time_attn is not None and lean.mid.time_attn is not None
     assert sum(p.numel() for p in lean.parameters()) < sum(p.numel() for p in full.parameters())
-    assert tiny_unet().temporal_attn(0)
+    assert tiny_unet().attention(0) == (False, True)
 
 
 def test_bf16_autocast_on_cpu_stays_close_to_fp32():

@@ -215,15 +215,13 @@ class ModelParams:
                 f"channels x every mult divisible by heads ({self.heads})",
                 self.channels,
             )
-        bad = [lv for lv in self.spatial_attn_levels if not 0 <= lv < len(self.mults)]
-        if bad:
-            _fail(where, f"{prefix}.spatial_attn_levels", f"levels between 0 and {len(self.mults) - 1}", bad)
-        bad = [lv for lv in self.temporal_attn_levels or [] if not 0 <= lv < len(self.mults)]
-        if bad:
-            _fail(
-                where, f"{prefix}.temporal_attn_levels",
-                f"null (all) or levels between 0 and {len(self.mults) - 1}", bad,
-            )  # fmt: skip
+        for key, levels, null in [
+            ("spatial_attn_levels", self.spatial_attn_levels, ""),
+            ("temporal_attn_levels", self.temporal_attn_levels or [], "null (all) or "),
+        ]:
+            bad = [lv for lv in levels if not 0 <= lv < len(self.mults)]
+            if bad:
+                _fail(where, f"{prefix}.{key}", f"{null}levels between 0 and {len(self.mults) - 1}", bad)
         if self.res_blocks < 1:
             _fail(where, f"{prefix}.res_blocks", "an integer >= 1", self.res_blocks)
         if not 0.0 <= self.dropout < 1.0:
@@ -333,9 +331,7 @@ class BaseConfig(ModelTrainConfig):
     size: int = 32
     steps: int = 1400
     image_prob: float = 0.25
-    diffusion: DiffusionConfig = field(
-        default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0, snr_floor=1.0)
-    )
+    diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
 
     def validate(self, where: str, prefix: str = "base") -> None:
         super().validate(where, prefix)

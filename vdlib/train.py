@@ -94,7 +94,7 @@ def unet_config(cfg: ModelTrainConfig, cond_dim: int) -> UNetConfig:
         heads=m.heads,
         dropout=m.dropout,
         temporal_conv=m.temporal_conv,
-        temporal_attn_levels=None if m.temporal_attn_levels is None else tuple(m.temporal_attn_levels),
+        temporal_attn_levels=m.temporal_attn_levels,  # a tuple in UNetConfig
         cond_dim=cond_dim,
         **extra,
     )

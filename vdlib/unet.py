@@ -63,9 +63,10 @@ class UNetConfig:
         if self.temporal_attn_levels is not None:
             object.__setattr__(self, "temporal_attn_levels", tuple(self.temporal_attn_levels))
 
-    def temporal_attn(self, level: int) -> bool:
-        """Whether the blocks of ``level`` (0 = full resolution) have temporal attention."""
-        return self.temporal_attn_levels is None or level in self.temporal_attn_levels
+    def attention(self, level: int) -> tuple[bool, bool]:
+        """Whether the blocks of ``level`` (0 = full resolution) have (spatial, temporal) attention."""
+        temporal = self.temporal_attn_levels is None or level in self.temporal_attn_levels
+        return level in self.spatial_attn_levels, temporal
 
 
 def sinusoidal(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -277,7 +278,7 @@ class UNet3D(nn.Module):
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         cin = ch
         for level, width in enumerate(widths):
-            self.down.append(Level(cin, width, cfg.res_blocks, emb_dim, cfg, *self.attention(level)))
+            self.down.append(Level(cin, width, cfg.res_blocks, emb_dim, cfg, *cfg.attention(level)))
             cin = width
             if level < len(widths) - 1:
                 self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
@@ -285,7 +286,7 @@ class UNet3D(nn.Module):
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for level in reversed(range(len(widths))):
             width = widths[level]
-            self.up.append(Level(cin + width, width, cfg.res_blocks, emb_dim, cfg, *self.attention(level)))
+            self.up.append(Level(cin + width, width, cfg.res_blocks, emb_dim, cfg, *cfg.attention(level)))
             cin = width
             if level > 0:
                 self.upsample.append(nn.Conv2d(width, width, 3, padding=1))
@@ -293,10 +294,6 @@ class UNet3D(nn.Module):
         self.out = nn.Conv2d(ch, cfg.image_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-
-    def attention(self, level: int) -> tuple[bool, bool]:
-        """Whether ``level``'s blocks have (spatial, temporal) attention."""
-        return level in self.cfg.spatial_attn_levels, self.cfg.temporal_attn(level)
 
     @contextmanager
     def dropout_generator(self, generator: torch.Generator | None) -> Iterator[None]:
