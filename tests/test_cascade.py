@@ -1,6 +1,8 @@
 """The cascade: windows, fresh noise per window, context, upsampler conditioning, model order, and
 training samples made the way rendering makes videos."""
 
+from dataclasses import replace
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -45,6 +47,46 @@ def test_later_windows_continue_from_the_previous_one(models):
     assert not torch.equal(free.clip[:, :, 4:], linked.clip[:, :, 4:])
 
 
+def test_joint_windows_are_denoised_together(models):
+    """With ``windows: joint`` the windows share their overlapping frames at every step: the first
+    frames follow the labels of the last window too (with chained windows they cannot), and the
+    clip costs the network evaluations of its windows."""
+    from vdlib.conditions import parse_labels
+
+    settings = SamplingConfig(steps=3, context=2, windows="joint")
+    base = cascade(models, base=settings)[0]
+    cond = circle_red(models, 10)[None]
+    other = cond.copy()
+    other[:, 6:] = parse_labels("shape=square,colour=blue", base.labels)
+    joint, joint_other = (run_model(base, 0, c, 10, [0], CPU) for c in (cond, other))
+    assert joint.clip.shape == (1, 3, 10, 16, 16)
+    assert joint.borders == [2, 4, 6, 8]  # windows 0-3, 2-5, 4-7, 6-9 start or end there
+    # Frames 0-1 lie in window 0 alone; the labels of frames 6-9 reach them through the overlaps (the
+    # tiny model reads its labels weakly, so by little, but only the labels differ between the runs).
+    assert not torch.equal(joint.clip[:, :, :2], joint_other.clip[:, :, :2])
+    chain = cascade(models, base=replace(settings, windows="chain"))[0]
+    chained, chained_other = (run_model(chain, 0, c, 10, [0], CPU) for c in (cond, other))
+    assert torch.equal(chained.clip[:, :, :4], chained_other.clip[:, :, :4])
+    assert joint.evaluations == chained.evaluations == 4 * 3  # 4 windows of 3 steps, unguided
+
+
+def test_windows_split_and_merge():
+    """Windows of a clip as one batch and back: the weighted mean over the windows that hold a frame,
+    each window's share rising and falling gradually."""
+    from vdlib.cascade import Windows
+
+    windows = Windows([0, 2, 4], 4, 8)
+    clip = torch.arange(2 * 8, dtype=torch.float32).reshape(2, 1, 8, 1, 1)
+    split = windows.split(clip, 2)
+    assert split.shape == (6, 1, 4, 1, 1)
+    assert torch.equal(split[3, 0, :, 0, 0], clip[1, 0, 2:6, 0, 0])  # window 1 of clip 1
+    assert torch.equal(windows.merge(split), clip)
+    assert windows.repeat(torch.tensor([5, 6])).tolist() == [5, 6] * 3
+    ones = torch.ones(6, 1, 4, 1, 1)
+    ones[2:4] = 4.0  # window 1 (frames 2-5) says 4, the others 1: weighed 1, 2, 2, 1 in each window
+    assert windows.merge(ones)[0, 0, :, 0, 0].tolist() == [1, 1, 2, 3, 3, 2, 1, 1]
+
+
 def test_upsampler_is_conditioned_on_the_previous_models_output(models):
     up = cascade(models)[1]
     gen = torch.Generator().manual_seed(0)
@@ -59,11 +101,12 @@ def test_upsampler_is_conditioned_on_the_previous_models_output(models):
     assert not torch.equal(a, b)
 
 
-@pytest.mark.parametrize("index", [0, 1])
-def test_videos_sampled_together_are_the_videos_sampled_alone(models, index):
+@pytest.mark.parametrize(("index", "windows"), [(0, "chain"), (1, "chain"), (0, "joint")])
+def test_videos_sampled_together_are_the_videos_sampled_alone(models, index, windows):
     """A batch of videos (other labels, other seeds) gives each the frames it gets alone, up to float
     rounding: a video does not depend on what it is rendered with."""
-    model = cascade(models, base=SamplingConfig(steps=3, guidance=2.0, context=2))[index]
+    settings = SamplingConfig(steps=3, guidance=2.0, context=2, windows=windows)
+    model = cascade(models, base=settings)[index]
     cond = np.stack([circle_red(models, 6), np.roll(circle_red(models, 6), 1, axis=1)])
     lowres = None
     if model.is_upsampler:

@@ -188,6 +188,23 @@ def test_save_load_round_trip_is_exact(tmp_path):
         assert torch.equal(model(x, torch.tensor([5]), **kwargs), loaded(x, torch.tensor([5]), **kwargs))
 
 
+def test_lowres_modulation_made_once_is_what_every_pass_makes():
+    """A sampler makes an upsampler's low-res modulation once for all its steps: a pass given it
+    predicts exactly what a pass that makes it does, and a pass given another clip's does not."""
+    model = randomize(UNet3D(tiny_unet(lowres=True, mapping_channels=8))).eval()
+    gen = torch.Generator().manual_seed(0)
+    x, lowres, other = (torch.randn(1, 3, 3, 16, 16, generator=gen) for _ in range(3))
+    modulation = model.lowres_modulation(lowres)
+    assert len(modulation) == sum(1 for _ in model.res_blocks())
+    assert [m[0].shape[-1] for m in modulation] == [16, 8, 8, 8, 16]  # down, middle, up: each its size
+    with torch.no_grad():
+        for t in (torch.tensor([900]), torch.tensor([100])):
+            made = model(x, t, lowres=lowres)
+            assert torch.equal(model(x, t, lowres=lowres, lowres_modulation=modulation), made)
+            given_other = model(x, t, lowres=lowres, lowres_modulation=model.lowres_modulation(other))
+            assert (given_other - made).abs().max() > 1e-4
+
+
 def test_load_refuses_a_mismatch_and_never_unpickles(tmp_path, monkeypatch):
     save_model(UNet3D(TINY), tmp_path / "m")
     config = (tmp_path / "m" / "config.json").read_text().replace('"channels": 8', '"channels": 16')

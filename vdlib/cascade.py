@@ -1,11 +1,14 @@
 """The models of the cascade (a base model, then 2x upsamplers) and how one of them makes frames.
 
-Each model makes its frames in windows of the length it was trained on. The first window is sampled
-from noise alone; each later one is given the last ``context`` frames made so far as clean context
-frames and makes the rest, so there is no jump at window borders (the last window is moved back to
-end exactly at K, taking more context instead of making frames nobody asked for). Every window draws
-its noise from the generator of (seed, window, the model's place in the cascade, ``Stream.WINDOW``),
-one per video: videos sampled together in one batch get the noise each would get alone.
+Each model makes its frames in windows of the length it was trained on, overlapping by ``context``
+frames (the last window is moved back to end exactly at K). Chained (``windows: chain``), the first
+window is sampled from noise alone and each later one is given the last ``context`` frames made so
+far as clean context frames and makes the rest; every window draws its noise from the generator of
+(seed, window, the model's place in the cascade, ``Stream.WINDOW``). Joint (``windows: joint``), all
+windows are denoised together as one clip with the noise of window 0's generator: each step runs
+them as one batch and gives every frame the weighted mean of its windows' predictions. Either way
+the generators are per video: videos sampled together in one batch get the noise each would get
+alone.
 An upsampler is conditioned on the previous model's output through :mod:`vdlib.lowres`, the same
 path its training used, and on the same per-frame labels.
 """
@@ -148,7 +151,7 @@ class StageOutput:
     """One model's frames for a batch of videos, in [-1, 1], and what they cost."""
 
     clip: torch.Tensor  # (B, 3, K, S, S)
-    borders: list[int]  # first new frame of each window after the first
+    borders: list[int]  # chained: first new frame of each later window; joint: where a window starts or ends
     evaluations: int  # network evaluations per video
     seconds: float  # for the whole batch
 
@@ -156,6 +159,42 @@ class StageOutput:
         """The ``i``-th video's frames, with its share of the batch's time."""
         share = self.seconds / len(self.clip)
         return StageOutput(self.clip[i : i + 1], self.borders, self.evaluations, share)
+
+
+class Windows:
+    """Frames ``starts[i]`` to ``starts[i] + length`` of a clip, as one batch of windows (window-major:
+    window 0 of every clip, then window 1...), and back. Merging weighs each window's frames by
+    their distance from its ends (1, 2, ... up to the middle, then down again), so that where a
+    window starts or ends, its share of a frame grows or shrinks gradually, not at once."""
+
+    def __init__(self, starts: list[int], length: int, total: int) -> None:
+        self.starts, self.length = starts, length
+        position = torch.arange(length)
+        self.weight = torch.minimum(position + 1, length - position).float()
+        self.cover = torch.zeros(total)
+        for s in starts:
+            self.cover[s : s + length] += self.weight
+
+    def split(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        """(B, ..., total along ``dim``, ...) → (W*B, ..., length, ...)."""
+        return torch.cat([tensor.narrow(dim, s, self.length) for s in self.starts])
+
+    def repeat(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Per-clip values (B, ...) → the same for each window (W*B, ...)."""
+        return torch.cat([tensor] * len(self.starts))
+
+    def merge(self, windows: torch.Tensor) -> torch.Tensor:
+        """(W*B, C, length, H, W) → (B, C, total, H, W): each frame the weighted mean of the windows
+        that hold it."""
+        if len(self.starts) == 1:
+            return windows
+        parts = windows.chunk(len(self.starts))
+        shape = (*parts[0].shape[:2], len(self.cover), *parts[0].shape[3:])
+        out = torch.zeros(shape, device=windows.device)
+        weight = self.weight.to(out.device)[:, None, None]
+        for s, part in zip(self.starts, parts, strict=True):
+            out[:, :, s : s + self.length] += part.to(out.dtype) * weight
+        return (out / self.cover.to(out.device)[:, None, None]).to(windows.dtype)
 
 
 @torch.no_grad()
@@ -167,13 +206,18 @@ def sample_window(
     lowres: torch.Tensor | None,
     gens: list[torch.Generator],
     device: torch.device,
+    starts: list[int] | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """Frames (B, 3, L, S, S) in [-1, 1] of one window of B videos whose first ``given`` frames are
-    the clean ``context`` (the rest of ``context`` is ignored), with per-frame labels ``cond``
-    (B, L, D) and, for an upsampler, the previous model's frames ``lowres`` (B, 3, L, S/2, S/2).
+    """Frames (B, 3, T, S, S) in [-1, 1] of B videos whose first ``given`` frames are the clean
+    ``context`` (B, 3, T, S, S; the rest of it is ignored), with per-frame labels ``cond`` (B, T, D)
+    and, for an upsampler, the previous model's frames ``lowres`` (B, 3, T, S/2, S/2). T is one
+    window, or, with ``starts``, the clip that windows of the model's length starting there cover:
+    they are denoised together, each frame's prediction at every step the weighted mean of its
+    windows' (:class:`Windows`).
     Video b draws its noise from ``gens[b]`` alone. Returns the frames and the network evaluations
     per video."""
-    batch, length, size = context.shape[0], context.shape[2], model.size
+    batch, total, size = context.shape[0], context.shape[2], model.size
+    windows = Windows(starts or [0], model.window if starts else total, total)
     inputs: dict[str, Any] = {}
     upscaled = None
     if model.is_upsampler:
@@ -183,26 +227,42 @@ def sample_window(
         inputs = {k: v.to(device) for k, v in lowres_inputs(model.diffusion, upscaled, level, gens).items()}
     residual = model.residual
     inputs["context"] = residual.target(context, upscaled).to(device)
-    inputs["context_mask"] = (torch.arange(length) < given)[None].expand(batch, -1).to(device)
+    inputs["context_mask"] = (torch.arange(total) < given)[None].expand(batch, -1).to(device)
+    frame_dim = {"context": 2, "lowres": 2, "context_mask": 1}  # aug_level: one per clip
 
-    batched = {1: (cond, inputs)}  # by repeat: 2 for the labelled and null halves of guidance
+    def window_inputs(repeat: int) -> tuple[torch.Tensor | None, dict[str, Any]]:
+        """Labels and inputs of the windows of ``repeat`` copies of the batch (2 for the labelled
+        and null halves of guidance), made once per call of this function, not at every step."""
+        labels = None if cond is None else windows.split(torch.cat([cond] * repeat), 1)
+        given_ = {
+            k: windows.split(torch.cat([v] * repeat), frame_dim[k]) if k in frame_dim
+            else windows.repeat(torch.cat([v] * repeat))
+            for k, v in inputs.items()
+        }  # fmt: skip
+        if "lowres" in given_:  # the low-res clip's modulation is the same at every step
+            given_["lowres_modulation"] = model.net.lowres_modulation(given_["lowres"])
+        return labels, given_
+
+    batched: dict[int, tuple[torch.Tensor | None, dict[str, Any]]] = {}
 
     def denoise(x: torch.Tensor, t: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
         repeat = x.shape[0] // batch
-        if repeat not in batched:  # made once per window, not at every step
-            batched[repeat] = (
-                None if cond is None else torch.cat([cond] * repeat),
-                {k: torch.cat([v] * repeat) for k, v in inputs.items()},
-            )
-        labels, given = batched[repeat]
-        return model.net(x, t, cond=None if labelled is None else labels, cond_mask=labelled, **given)
+        if repeat not in batched:
+            batched[repeat] = window_inputs(repeat)
+        labels, given_ = batched[repeat]
+        out = model.net(
+            windows.split(x, 2), windows.repeat(t), cond=None if labelled is None else labels,
+            cond_mask=None if labelled is None else windows.repeat(labelled), **given_,
+        )  # fmt: skip
+        return windows.merge(out)
 
     settings = model.sampling
     result = sample(
-        denoise, (batch, 3, length, size, size), model.diffusion, settings.sampler, settings.steps,
+        denoise, (batch, 3, total, size, size), model.diffusion, settings.sampler, settings.steps,
         settings.guidance, cond is not None, gens, device, residual.bound, settings.guidance_share,
     )  # fmt: skip
-    return residual.frames(result.clip.float().cpu(), upscaled), result.evaluations
+    made = residual.frames(result.clip.float().cpu(), upscaled)
+    return made, result.evaluations * len(windows.starts)
 
 
 @torch.no_grad()
@@ -216,9 +276,9 @@ def run_model(
     lowres: torch.Tensor | None = None,
 ) -> StageOutput:
     """Make ``frames`` frames of B videos at once with the cascade's ``index``-th model, window by
-    window: video b from noise seeded by ``seeds[b]`` (the same frames, up to float rounding, as it
-    would get alone), with labels ``cond`` (B, K, D) and, for an upsampler, the previous model's
-    clips ``lowres`` (B, 3, K, S/2, S/2)."""
+    window (or, with ``windows: joint``, every window together): video b from noise seeded by
+    ``seeds[b]`` (the same frames, up to float rounding, as it would get alone), with labels ``cond``
+    (B, K, D) and, for an upsampler, the previous model's clips ``lowres`` (B, 3, K, S/2, S/2)."""
     tick = time.perf_counter()
     plan = window_plan(frames, model.window, model.sampling.context)
     length = min(model.window, frames)
@@ -226,11 +286,19 @@ def run_model(
     if cond is not None and model.labels.conditioned:
         cond_t = torch.from_numpy(np.asarray(cond, dtype=np.float32)).to(device)
     out = torch.zeros(len(seeds), 3, frames, model.size, model.size)
+    if device.type == "cpu":
+        share_cores()  # other vdlib processes may have started or finished since the last model
+    if model.sampling.windows == "joint" and len(plan) > 1:
+        gens = [step_generator(seed, 0, index, Stream.WINDOW) for seed in seeds]
+        starts = [start for start, _ in plan]
+        made, evaluations = sample_window(model, out, 0, cond_t, lowres, gens, device, starts=starts)
+        changes = {s for s in starts[1:]} | {s + length for s in starts[:-1]}  # where a window starts or ends
+        return StageOutput(made, sorted(changes), evaluations, time.perf_counter() - tick)
     evaluations = 0
     for w, (start, given) in enumerate(plan):
         span = slice(start, start + length)
-        if device.type == "cpu":
-            share_cores()  # other vdlib processes may have started or finished since the last window
+        if device.type == "cpu" and w:
+            share_cores()
         made, cost = sample_window(
             model, out[:, :, span], given, None if cond_t is None else cond_t[:, span],
             None if lowres is None else lowres[:, :, span],

@@ -172,6 +172,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         "guidance": _per_model(args.guidance, len(models), "--guidance", float),
         "guidance_share": _per_model(args.guidance_share, len(models), "--guidance-share", float),
         "context": _per_model(args.context, len(models), "--context", int),
+        "windows": _per_model(args.windows, len(models), "--windows", str),
     }
     sampling = {}
     for i, name in enumerate(CASCADE[: len(models)]):
@@ -377,6 +378,9 @@ def _add_generate(sub: Subparsers) -> None:
         help="share of the steps, the noisiest first, that use guidance; one, or one per model",
     )
     p.add_argument("--context", help="frames carried into each next window; one, or one per model")
+    p.add_argument(
+        "--windows", help="chain (window by window) or joint (all windows together); one, or one per model"
+    )
     p.add_argument("--batch", type=int, help="videos sampled together (default: render.batch)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="defaults (section render)")

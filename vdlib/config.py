@@ -159,6 +159,7 @@ class LabelsConfig:
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # our names -> diffusers' names
 PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction", "x0": "sample"}
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "euler", "cold")
+WINDOW_MODES = ("chain", "joint")  # how a model covers clips longer than its window
 
 
 @dataclass(frozen=True)
@@ -376,6 +377,7 @@ class SamplingConfig:
     guidance: float = 1.0  # classifier-free guidance scale; 1 = labelled prediction alone (one pass)
     guidance_share: float = 1.0  # share of the steps, the noisiest first, that use guidance
     context: int = 2  # frames of the previous window given to the next one (0: independent windows)
+    windows: str = "chain"  # chain: window by window | joint: all windows denoised together
 
     def validate(self, where: str, prefix: str) -> None:
         if self.sampler not in SAMPLERS:
@@ -388,6 +390,8 @@ class SamplingConfig:
             _fail(where, f"{prefix}.guidance_share", "a share in [0, 1] of the steps", self.guidance_share)
         if self.context < 0:
             _fail(where, f"{prefix}.context", "an integer >= 0", self.context)
+        if self.windows not in WINDOW_MODES:
+            _fail(where, f"{prefix}.windows", " | ".join(WINDOW_MODES), self.windows)
 
 
 CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order
@@ -406,7 +410,7 @@ class RenderConfig:
 
     cascade: int = 3  # how many of base → upsampler_64 → upsampler_128 to run (1 = base only)
     seeds: list[int] = field(default_factory=lambda: [0])
-    frames: int = 16  # K frames per video; longer than a window is made window by window
+    frames: int = 16  # K frames per video; longer than a window is made in overlapping windows
     fps: float = 0.0  # playback rate; 0 = the base model's frame rate
     formats: list[str] = field(default_factory=lambda: ["gif", "mp4"])
     # What to render, each 'auto' (what fits the model's labels) or an explicit list:

@@ -157,6 +157,9 @@ class SeededDropout(nn.Module):
         return x * keep.to(x.dtype) / (1 - self.p)
 
 
+Modulation = tuple[torch.Tensor, torch.Tensor]  # an upsampler block's per-pixel SPADE scale and shift
+
+
 class ResBlock(nn.Module):
     """Two 3x3 convolutions per frame; GroupNorm modulated per frame by the embedding and, for
     upsamplers, per pixel by the mapped low-res clip (SPADE)."""
@@ -174,18 +177,13 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, lowres_map: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, modulation: Modulation | None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.norm2(h)
         scale, shift = self.emb(emb)[..., None, None].chunk(2, dim=1)
         h = torch.addcmul(shift, h, 1 + scale)  # h * (1 + scale) + shift in one pass
-        if self.spade is not None:
-            mapped = (
-                F.interpolate(lowres_map, size=h.shape[-2:], mode="area")
-                if lowres_map.shape[-1] != h.shape[-1]
-                else lowres_map
-            )
-            gamma, beta = self.spade(mapped).chunk(2, dim=1)
+        if modulation is not None:
+            gamma, beta = modulation
             h = torch.addcmul(beta, h, 1 + gamma)
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
@@ -234,9 +232,9 @@ class Level(nn.Module):
             nn.ModuleList(Attention(cout, cfg.heads, "space") for _ in range(n)) if spatial else None
         )
 
-    def forward(self, x, emb, frames, lowres_map, independent=None):
+    def forward(self, x, emb, frames, modulation: Iterator[Modulation] | None, independent=None):
         for i, block in enumerate(self.res):
-            x = block(x, emb, lowres_map)
+            x = block(x, emb, None if modulation is None else next(modulation))
             if self.time_conv is not None:
                 x = self.time_conv[i](x, frames, independent)
             if self.space_attn is not None:
@@ -313,6 +311,30 @@ class UNet3D(nn.Module):
         """H and W must be multiples of this."""
         return 2 ** (len(self.cfg.mults) - 1)
 
+    def res_blocks(self) -> Iterator[tuple[int, ResBlock]]:
+        """Every ResNet block with its level (0 = full resolution), in the order ``forward`` runs them."""
+        last = len(self.down) - 1
+        for level, stage in enumerate(self.down):
+            yield from ((level, block) for block in stage.res)
+        yield from ((last, block) for block in self.mid.res)
+        for i, stage in enumerate(self.up):
+            yield from ((last - i, block) for block in stage.res)
+
+    def lowres_modulation(self, lowres: torch.Tensor) -> list[Modulation]:
+        """An upsampler's per-pixel scale and shift of every ResNet block, in ``res_blocks`` order, from
+        the low-res clip (B, C, F, H, W) resized to the output size: the mapping network's features,
+        area-averaged to each level's size, through each block's SPADE convolution. They depend on
+        the low-res clip alone, so a sampler makes them once for all its steps."""
+        flat = rearrange(lowres, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
+        mapped = self.mapping(flat)
+        out = []
+        for level, block in self.res_blocks():
+            size = (mapped.shape[-2] >> level, mapped.shape[-1] >> level)
+            at_level = F.interpolate(mapped, size=size, mode="area") if level else mapped
+            gamma, beta = block.spade(at_level).chunk(2, dim=1)
+            out.append((gamma, beta))
+        return out
+
     def embed(
         self,
         timesteps: torch.Tensor,
@@ -356,11 +378,13 @@ class UNet3D(nn.Module):
         lowres: torch.Tensor | None = None,
         aug_level: torch.Tensor | None = None,
         independent: torch.Tensor | None = None,
+        lowres_modulation: list[Modulation] | None = None,
     ) -> torch.Tensor:
         """x (B, C, F, H, W) noisy clip; timesteps (B,); cond (B, F, D) labels; cond_mask (B,) False =
         use the null embedding; context (B, C, F, H, W) clean frames where context_mask (B, F) is
         True; lowres (B, C, F, H, W) the low-res clip resized to H x W; aug_level (B,) in [0, 1];
-        independent (B,) True where the frames are unrelated images (joint image-video training)."""
+        independent (B,) True where the frames are unrelated images (joint image-video training);
+        lowres_modulation: ``self.lowres_modulation(lowres)``, when the caller has it already."""
         b, _c, frames, h, w = x.shape
         if independent is not None and not bool(independent.any()):
             independent = None  # decided once here, not in every attention layer (a device sync each)
@@ -374,12 +398,11 @@ class UNet3D(nn.Module):
         mask = context_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, h, w)
         given = context * mask if context is not None else torch.zeros_like(x)
         inputs = [x, given, mask]
-        lowres_map = None
+        modulation = None
         if self.cfg.lowres:
             if lowres is None:
                 raise ValueError("an upsampler needs the low-res clip (lowres)")
-            lowres_flat = rearrange(lowres, "b c f h w -> (b f) c h w")
-            lowres_map = self.mapping(lowres_flat.contiguous(memory_format=torch.channels_last))
+            modulation = iter(lowres_modulation or self.lowres_modulation(lowres))
             inputs.append(lowres)
         stacked = rearrange(torch.cat(inputs, dim=1), "b c f h w -> (b f) c h w")
         # Channels-last activations: oneDNN convolves them without reordering, and spatial attention
@@ -389,13 +412,13 @@ class UNet3D(nn.Module):
 
         skips = []
         for i, level in enumerate(self.down):
-            h_ = level(h_, emb, frames, lowres_map, independent)
+            h_ = level(h_, emb, frames, modulation, independent)
             skips.append(h_)
             if i < len(self.downsample):
                 h_ = self.downsample[i](h_)
-        h_ = self.mid(h_, emb, frames, lowres_map, independent)
+        h_ = self.mid(h_, emb, frames, modulation, independent)
         for i, level in enumerate(self.up):
-            h_ = level(torch.cat([h_, skips.pop()], dim=1), emb, frames, lowres_map, independent)
+            h_ = level(torch.cat([h_, skips.pop()], dim=1), emb, frames, modulation, independent)
             if i < len(self.upsample):
                 h_ = self.upsample[i](F.interpolate(h_, scale_factor=2.0, mode="nearest"))
         out = self.out(F.silu(self.out_norm(h_)))
