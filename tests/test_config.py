@@ -81,6 +81,7 @@ def test_nested_section():
             "base.model.temporal_attn_levels: expected null (all) or levels between 0 and 2, got [3]",
         ),
         ("base", {"image_prob": 1.5}, "base.image_prob: expected a probability in [0, 1], got 1.5"),
+        ("base", {"diffusion": {"shift": 0}}, "base.diffusion.shift: expected a number > 0"),
         ("train", {"precision": "fp16"}, "train.precision: expected auto | fp32 | bf16, got 'fp16'"),
     ],
 )

@@ -5,7 +5,7 @@ import torch
 
 from vdlib.common import VdlibError
 from vdlib.config import DiffusionConfig
-from vdlib.diffusion import Diffusion, guided, sample
+from vdlib.diffusion import Diffusion, guided, make_sampler, sample
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v", "x0"])
@@ -91,6 +91,30 @@ def test_samplers_recover_the_only_clip_an_oracle_knows(sampler, prediction):
         oracle(d, x0), (2, 3, 2, 8, 8), d, sampler, 25, generator=torch.Generator().manual_seed(2)
     )
     assert result.evaluations == 25
+    assert (result.clip - x0).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_shift_divides_every_levels_snr_for_training_and_every_sampler(schedule):
+    named = Diffusion(DiffusionConfig(schedule=schedule)).alphas_cumprod.double()
+    shifted_cfg = DiffusionConfig(schedule=schedule, shift=2.0)
+    shifted = Diffusion(shifted_cfg).alphas_cumprod.double()
+    snr = named / (1 - named)
+    ratio = (shifted / (1 - shifted)) / snr
+    assert torch.allclose(ratio, torch.full_like(ratio, 0.25), rtol=1e-3)
+    for sampler in ["ddpm", "ddim", "dpmsolver++", "euler"]:
+        assert torch.allclose(make_sampler(sampler, shifted_cfg).alphas_cumprod.double(), shifted)
+    assert torch.equal(Diffusion(DiffusionConfig(schedule=schedule, shift=1.0)).alphas_cumprod,
+                       Diffusion(DiffusionConfig(schedule=schedule)).alphas_cumprod)  # fmt: skip
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmsolver++", "cold"])
+def test_samplers_recover_the_oracles_clip_on_a_shifted_schedule(sampler):
+    d = Diffusion(DiffusionConfig(shift=3.0))
+    x0 = torch.rand(1, 3, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
+    result = sample(
+        oracle(d, x0), (2, 3, 2, 8, 8), d, sampler, 25, generator=torch.Generator().manual_seed(2)
+    )
     assert (result.clip - x0).abs().max() < 0.05
 
 

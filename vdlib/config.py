@@ -172,6 +172,7 @@ class DiffusionConfig:
     min_snr_gamma: float = 0.0  # training loss weight min(SNR, gamma) in x0 terms; 0 = unweighted
     snr_floor: float = 0.0  # with min_snr_gamma: at least this weight (the noisiest levels); 0 = none
     shared_noise: float = 0.0  # share of the noise's variance common to a clip's frames; 0 = independent
+    shift: float = 1.0  # the schedule's SNR divided by shift**2 at every level: > 1 noisier, 1 = as named
 
     def validate(self, where: str, prefix: str = "diffusion") -> None:
         if self.schedule not in SCHEDULES:
@@ -186,6 +187,8 @@ class DiffusionConfig:
             _fail(where, f"{prefix}.snr_floor", "a number from 0 (off) to min_snr_gamma", self.snr_floor)
         if not 0 <= self.shared_noise < 1:
             _fail(where, f"{prefix}.shared_noise", "a number in [0, 1) (0 = off)", self.shared_noise)
+        if not self.shift > 0:
+            _fail(where, f"{prefix}.shift", "a number > 0 (1 = the schedule as named)", self.shift)
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,7 @@ class BaseConfig(ModelTrainConfig):
 
     size: int = 32
     steps: int = 1400
+    context_prob: float = 0.1  # joint windows need no given frames; chained ones learn from this share
     image_prob: float = 0.25
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
 
@@ -376,7 +380,7 @@ class SamplingConfig:
     steps: int = 20
     guidance: float = 1.0  # classifier-free guidance scale; 1 = labelled prediction alone (one pass)
     guidance_share: float = 1.0  # share of the steps, the noisiest first, that use guidance
-    context: int = 2  # frames of the previous window given to the next one (0: independent windows)
+    context: int = 2  # frames where windows overlap (chain: the previous window's last, given to the next)
     windows: str = "chain"  # chain: window by window | joint: all windows denoised together
 
     def validate(self, where: str, prefix: str) -> None:

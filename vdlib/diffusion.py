@@ -28,13 +28,31 @@ from vdlib.randomness import Generators, per_clip
 
 
 def training_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
-    """The DDPM scheduler that defines the forward process the network is trained on."""
-    return DDPMScheduler(
-        num_train_timesteps=cfg.timesteps,
-        beta_schedule=SCHEDULES[cfg.schedule],
-        prediction_type=PREDICTIONS[cfg.prediction],
-        clip_sample=False,
-    )
+    """The DDPM scheduler that defines the forward process the network is trained on: the named
+    schedule, its signal-to-noise ratio divided by ``cfg.shift`` squared at every level."""
+    common = {
+        "num_train_timesteps": cfg.timesteps,
+        "prediction_type": PREDICTIONS[cfg.prediction],
+        "clip_sample": False,
+    }
+    named = DDPMScheduler(beta_schedule=SCHEDULES[cfg.schedule], **common)
+    if cfg.shift == 1.0:
+        return named
+    return DDPMScheduler(trained_betas=shifted_betas(named.alphas_cumprod, cfg.shift).tolist(), **common)
+
+
+def shifted_betas(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
+    """The betas of the schedule whose SNR at every level is ``alphas_cumprod``'s divided by
+    ``shift`` squared (log-SNR moved by -2 log shift: shift > 1 is noisier, < 1 cleaner), as in
+    Hoogeboom et al., 2023 ("simple diffusion") and Chen, 2023 ("On the importance of noise
+    scheduling"): schedules made for one image size hide a smaller frame's content at fewer of
+    their levels. The computation is in float64; the last beta is capped at 0.999, as diffusers
+    caps the named schedules'."""
+    abar = alphas_cumprod.double()
+    snr = abar / (1 - abar) / shift**2
+    shifted = snr / (1 + snr)
+    previous = torch.cat([torch.ones(1, dtype=shifted.dtype), shifted[:-1]])
+    return (1 - shifted / previous).clamp(max=0.999).float()
 
 
 class Diffusion:
