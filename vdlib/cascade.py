@@ -292,7 +292,7 @@ def run_model(
         gens = [step_generator(seed, 0, index, Stream.WINDOW) for seed in seeds]
         starts = [start for start, _ in plan]
         made, evaluations = sample_window(model, out, 0, cond_t, lowres, gens, device, starts=starts)
-        changes = {s for s in starts[1:]} | {s + length for s in starts[:-1]}  # where a window starts or ends
+        changes = set(starts[1:]) | {s + length for s in starts[:-1]}  # where a window starts or ends
         return StageOutput(made, sorted(changes), evaluations, time.perf_counter() - tick)
     evaluations = 0
     for w, (start, given) in enumerate(plan):

@@ -326,12 +326,13 @@ class UNet3D(nn.Module):
         area-averaged to each level's size, through each block's SPADE convolution. They depend on
         the low-res clip alone, so a sampler makes them once for all its steps."""
         flat = rearrange(lowres, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
-        mapped = self.mapping(flat)
+        at_level = {0: self.mapping(flat)}  # each level's size made once, for all its blocks
         out = []
         for level, block in self.res_blocks():
-            size = (mapped.shape[-2] >> level, mapped.shape[-1] >> level)
-            at_level = F.interpolate(mapped, size=size, mode="area") if level else mapped
-            gamma, beta = block.spade(at_level).chunk(2, dim=1)
+            if level not in at_level:
+                size = (at_level[0].shape[-2] >> level, at_level[0].shape[-1] >> level)
+                at_level[level] = F.interpolate(at_level[0], size=size, mode="area")
+            gamma, beta = block.spade(at_level[level]).chunk(2, dim=1)
             out.append((gamma, beta))
         return out
 
