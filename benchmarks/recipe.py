@@ -61,12 +61,23 @@ def parse_row(text: str) -> tuple[str, list[str]]:
     return name, [item.strip() for item in rest.split(";") if item.strip()]
 
 
+def data_key(frames: Path, labels: Path) -> str:
+    """A digest of the frame store's and the labels file's contents: models and rows made from other
+    data are never reused."""
+    digest = hashlib.sha256()
+    for path in [*sorted(p for p in frames.rglob("*") if p.is_file()), labels]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def train_base(params: dict[str, Any], work: Path, frames: Path, labels: Path) -> tuple[Path, float]:
-    """The base model these params train (trained once per distinct base/train params; cached in
-    ``work``) and the seconds its training took."""
+    """The base model these params train from this data (trained once per distinct base/train params
+    and data; cached in ``work``) and the seconds its training took."""
     from vdlib.train import train_job_from_params, train_model
 
-    key = hashlib.sha256(json.dumps([params["base"], params["train"]], sort_keys=True).encode()).hexdigest()
+    what = [params["base"], params["train"], data_key(frames, labels)]
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
     folder = work / f"base-{key[:12]}"
     timing = folder / "seconds.json"
     if not timing.is_file():
@@ -88,7 +99,7 @@ def score_row(params: dict[str, Any], work: Path, name: str, frames: Path, label
     from vdlib.render import render_videos
 
     model, train_seconds = train_base(params, work, frames, labels)
-    row_dir = work / "rows" / hashlib.sha256(name.encode()).hexdigest()[:12]
+    row_dir = work / "rows" / hashlib.sha256(f"{name} {model}".encode()).hexdigest()[:12]
     row_dir.mkdir(parents=True, exist_ok=True)
     params_file = row_dir / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -333,9 +333,11 @@ class BaseConfig(ModelTrainConfig):
     """The base model: clips at ``size`` pixels. Defaults are the CPU recipe of the shipped params."""
 
     size: int = 32
-    steps: int = 1400
+    steps: int = 4800
+    batch: int = 2
     context_prob: float = 0.1  # joint windows need no given frames; chained ones learn from this share
     image_prob: float = 0.25
+    model: ModelParams = field(default_factory=lambda: ModelParams(channels=24))
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
 
     def validate(self, where: str, prefix: str = "base") -> None:
