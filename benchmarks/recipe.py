@@ -71,12 +71,14 @@ def data_key(frames: Path, labels: Path) -> str:
     return digest.hexdigest()
 
 
-def train_base(params: dict[str, Any], work: Path, frames: Path, labels: Path) -> tuple[Path, float]:
-    """The base model these params train from this data (trained once per distinct base/train params
-    and data; cached in ``work``) and the seconds its training took."""
+def train_base(
+    params: dict[str, Any], work: Path, frames: Path, labels: Path, data: str
+) -> tuple[Path, float]:
+    """The base model these params train from this data (``data``: its :func:`data_key`; trained once
+    per distinct base/train params and data, cached in ``work``) and the seconds its training took."""
     from vdlib.train import train_job_from_params, train_model
 
-    what = [params["base"], params["train"], data_key(frames, labels)]
+    what = [params["base"], params["train"], data]
     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
     folder = work / f"base-{key[:12]}"
     timing = folder / "seconds.json"
@@ -92,13 +94,15 @@ def train_base(params: dict[str, Any], work: Path, frames: Path, labels: Path) -
     return folder / "model", float(json.loads(timing.read_text()))
 
 
-def score_row(params: dict[str, Any], work: Path, name: str, frames: Path, labels: Path) -> dict[str, Any]:
+def score_row(
+    params: dict[str, Any], work: Path, name: str, frames: Path, labels: Path, data: str
+) -> dict[str, Any]:
     """Train (or reuse) the row's base model, render its videos and compute the evaluate metrics."""
     from vdlib.config import load_section
     from vdlib.evaluate import evaluate
     from vdlib.render import render_videos
 
-    model, train_seconds = train_base(params, work, frames, labels)
+    model, train_seconds = train_base(params, work, frames, labels, data)
     row_dir = work / "rows" / hashlib.sha256(f"{name} {model}".encode()).hexdigest()[:12]
     row_dir.mkdir(parents=True, exist_ok=True)
     params_file = row_dir / "params.yaml"
@@ -152,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         for path in (frames, labels):
             if not path.exists():
                 raise SystemExit(f"{path}: not found; run `dvc repro labels` first")
+        data = data_key(frames, labels)  # read once: the store can be large
         for name, overrides in rows:
             params = apply_overrides(base_params, common + overrides)
-            metrics = score_row(params, work, name, frames, labels)
+            metrics = score_row(params, work, name, frames, labels, data)
             results.append({"row": name, "overrides": common + overrides, "metrics": metrics})
             table.append(summary(name, overrides, metrics))
             print(markdown_table(HEADERS, table[-1:]), flush=True)
