@@ -353,7 +353,7 @@ class UpsamplerConfig(ModelTrainConfig):
 
     steps: int = 1000
     context_prob: float = 0.25
-    model: ModelParams = field(default_factory=lambda: ModelParams(channels=24, spatial_attn_levels=[]))
+    model: ModelParams = field(default_factory=lambda: ModelParams(channels=16, spatial_attn_levels=[]))
     crop: int = 32  # train on random crops of this many pixels (0: whole frames); sampling is full-size
     noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
     sample_aug: float = 0.1  # ...and to this level when sampling
