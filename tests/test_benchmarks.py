@@ -71,3 +71,15 @@ def test_recipe_benchmark_quick_trains_once_per_base_recipe(tmp_path):
     # A sampling-only change reuses the trained model: same training, same validation loss.
     assert rows["guidance 4"]["metrics"]["train_seconds"] == rows["baseline"]["metrics"]["train_seconds"]
     assert rows["guidance 4"]["metrics"]["val_loss"] == rows["baseline"]["metrics"]["val_loss"]
+
+
+def test_track_benchmark_tells_smooth_motion_from_shuffled_frames(tmp_path):
+    out = tmp_path / "track.json"
+    stdout = bench(REPO / "benchmarks" / "track.py", "--quick", "--out", out)
+    assert "| videos | count | speed mean | speed median | speed p90 | jerk |" in stdout
+    rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
+    real, shuffled = rows["real held-out"], rows["real held-out, shuffled"]
+    assert real["videos"] == shuffled["videos"] > 0
+    # The demo's shapes drift under a pixel per frame at 32 px; shuffled, they jump about.
+    assert 0 < real["speed_median"] < 1.5 and real["jerk"] < 1
+    assert shuffled["jerk"] > 5 * real["jerk"] and shuffled["speed_p90"] > 3 * real["speed_p90"]

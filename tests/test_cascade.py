@@ -70,6 +70,22 @@ def test_joint_windows_are_denoised_together(models):
     assert joint.evaluations == chained.evaluations == 4 * 3  # 4 windows of 3 steps, unguided
 
 
+def test_shared_starting_noise_makes_a_videos_frames_alike(models):
+    """``shared_noise`` at sampling: the frames of a video start from partly common noise, so they
+    differ less from one another; 0 and unset (the tiny model trained with independent noise) agree."""
+    cond = circle_red(models, 8)[None]
+    settings = SamplingConfig(steps=3, context=2, windows="joint")
+
+    def frame_change(share):
+        base = cascade(models, base=replace(settings, shared_noise=share))[0]
+        clip = run_model(base, 0, cond, 8, [0], CPU).clip
+        return clip, (clip[:, :, 1:] - clip[:, :, :-1]).abs().mean().item()
+
+    (unset, change), (zero, _) = frame_change(None), frame_change(0.0)
+    assert torch.equal(unset, zero)
+    assert frame_change(0.8)[1] < 0.6 * change
+
+
 def test_windows_split_and_merge():
     """Windows of a clip as one batch and back: the weighted mean over the windows that hold a frame,
     each window's share rising and falling gradually."""

@@ -37,6 +37,12 @@ def test_shared_noise_correlates_a_clips_frames_and_nothing_else():
     assert correlation(clips[:, :, 0], clips[:, :, 3]) == pytest.approx(0.5, abs=0.03)  # frames of a clip
     assert correlation(clips[:24, :, 0], clips[24:, :, 0]) == pytest.approx(0.0, abs=0.03)  # other clips
     assert correlation(noise[48:, :, 0], noise[48:, :, 3]) == pytest.approx(0.0, abs=0.03)  # unrelated frames
+    # Sampling may ask for another share than the model trained with (render.<model>.shared_noise).
+    asked = Diffusion(DiffusionConfig()).noise(shape, torch.Generator().manual_seed(0), share=0.3)
+    assert correlation(asked[:, :, 0], asked[:, :, 3]) == pytest.approx(0.3, abs=0.03)
+    trained_shared = Diffusion(DiffusionConfig(shared_noise=0.5))
+    none = trained_shared.noise(shape, torch.Generator().manual_seed(0), share=0)
+    assert torch.equal(none, plain)
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v", "x0"])

@@ -260,6 +260,7 @@ def sample_window(
     result = sample(
         denoise, (batch, 3, total, size, size), model.diffusion, settings.sampler, settings.steps,
         settings.guidance, cond is not None, gens, device, residual.bound, settings.guidance_share,
+        settings.shared_noise,
     )  # fmt: skip
     made = residual.frames(result.clip.float().cpu(), upscaled)
     return made, result.evaluations * len(windows.starts)

@@ -173,6 +173,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         "guidance_share": _per_model(args.guidance_share, len(models), "--guidance-share", float),
         "context": _per_model(args.context, len(models), "--context", int),
         "windows": _per_model(args.windows, len(models), "--windows", str),
+        "shared_noise": _per_model(args.shared_noise, len(models), "--shared-noise", float),
     }
     sampling = {}
     for i, name in enumerate(CASCADE[: len(models)]):
@@ -380,6 +381,11 @@ def _add_generate(sub: Subparsers) -> None:
     p.add_argument("--context", help="frames carried into each next window; one, or one per model")
     p.add_argument(
         "--windows", help="chain (window by window) or joint (all windows together); one, or one per model"
+    )
+    p.add_argument(
+        "--shared-noise",
+        help="share of the starting noise's variance common to a video's frames (0 = independent); "
+        "one, or one per model (default: render.<model>.shared_noise)",
     )
     p.add_argument("--batch", type=int, help="videos sampled together (default: render.batch)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")

@@ -384,6 +384,7 @@ class SamplingConfig:
     guidance_share: float = 1.0  # share of the steps, the noisiest first, that use guidance
     context: int = 2  # frames where windows overlap (chain: the previous window's last, given to the next)
     windows: str = "chain"  # chain: window by window | joint: all windows denoised together
+    shared_noise: float | None = None  # starting noise's share common to a video's frames; None = as trained
 
     def validate(self, where: str, prefix: str) -> None:
         if self.sampler not in SAMPLERS:
@@ -398,6 +399,9 @@ class SamplingConfig:
             _fail(where, f"{prefix}.context", "an integer >= 0", self.context)
         if self.windows not in WINDOW_MODES:
             _fail(where, f"{prefix}.windows", " | ".join(WINDOW_MODES), self.windows)
+        if self.shared_noise is not None and not 0 <= self.shared_noise < 1:
+            expected = "null (as the model trained) or a share in [0, 1)"
+            _fail(where, f"{prefix}.shared_noise", expected, self.shared_noise)
 
 
 CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order

@@ -72,22 +72,23 @@ class Diffusion:
         shape: tuple[int, ...],
         generator: Generators,
         independent: torch.Tensor | None = None,
+        share: float | None = None,
     ) -> torch.Tensor:
-        """Standard Gaussian noise for clips of ``shape`` (B, C, F, H, W). With ``cfg.shared_noise``
-        = s > 0, a share s of each value's variance is common to all frames of its clip (the mixed
-        noise prior of Ge et al., 2023, "Preserve Your Own Correlation"): a clip's frames then start
-        alike, as real frames are, so the network learns per-frame change instead of making every
-        frame from unrelated noise. Clips marked ``independent`` (B,) (unrelated frames) keep
-        independent noise. With s = 0 this is one ``torch.randn`` draw, as before. With one generator
-        per clip, each clip's noise is what it would get alone."""
+        """Standard Gaussian noise for clips of ``shape`` (B, C, F, H, W). With ``share`` (default
+        ``cfg.shared_noise``) = s > 0, a share s of each value's variance is common to all frames of
+        its clip (the mixed noise prior of Ge et al., 2023, "Preserve Your Own Correlation"): a
+        clip's frames then start alike, as real frames are, so the network learns per-frame change
+        instead of making every frame from unrelated noise. Clips marked ``independent`` (B,)
+        (unrelated frames) keep independent noise. With s = 0 this is one ``torch.randn`` draw, as
+        before. With one generator per clip, each clip's noise is what it would get alone."""
         generators = per_clip(generator, shape[0])
         if generators is not None:
             one = (1, *shape[1:])
-            parts = [self.noise(one, g, None if independent is None else independent[i : i + 1])
+            parts = [self.noise(one, g, None if independent is None else independent[i : i + 1], share)
                      for i, g in enumerate(generators)]  # fmt: skip
             return torch.cat(parts)
         noise = torch.randn(shape, generator=generator)
-        share = self.cfg.shared_noise
+        share = self.cfg.shared_noise if share is None else share
         if not share:
             return noise
         common = torch.randn((shape[0], shape[1], 1, *shape[3:]), generator=generator)
@@ -205,12 +206,14 @@ def sample(
     device: str | torch.device = "cpu",
     bound: float = 1.0,
     guidance_share: float = 1.0,
+    shared_noise: float | None = None,
 ) -> SampleResult:
     """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler and noise from
     ``generator`` (one, or one per clip); values are clamped to [-bound, bound] (1 for frames in
     model range). Guidance applies to the first ``guidance_share`` of the steps (rounded up), the
     noisiest, where labels decide what is drawn; the later steps take the labelled prediction alone,
-    one network pass each."""
+    one network pass each. ``shared_noise`` is the share of the starting noise's variance common to
+    a clip's frames (:meth:`Diffusion.noise`; None: the share the model trained with)."""
     if steps < 1:
         raise VdlibError(f"steps: expected an integer >= 1, got {steps}")
     calls = 0
@@ -226,7 +229,7 @@ def sample(
     def model_fn(x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
         return step_fns[step >= guided_steps](x, t)
 
-    noise = diffusion.noise(shape, generator).to(device)  # ddpm's later steps add independent noise
+    noise = diffusion.noise(shape, generator, share=shared_noise).to(device)  # ddpm then adds fresh noise
     if sampler == "cold":
         clip = _cold_sample(model_fn, noise, diffusion, steps, bound)
         return SampleResult(clip.clamp(-bound, bound), calls)
