@@ -20,6 +20,21 @@ def test_repo_params_load_and_validate():
     assert load_section("labels", REPO / "params.yaml").tables == ["labels/tables/demo.csv"]
 
 
+def test_the_code_defaults_are_the_shipped_params():
+    """`vdlib init` writes the dataclass defaults for a user's own videos: they must be the recipe that
+    params.yaml ships (and the README measures), not an older one. Only the demo's render requests
+    differ: its nine label sets and timeline, where a user's videos get `auto`."""
+    written = yaml.safe_load((REPO / "params.yaml").read_text())
+    demo_only = {("render", "labels"), ("render", "timelines")}
+    for name, section in SECTIONS.items():
+        defaults = dataclasses.asdict(section())
+        for key, value in written[name].items():
+            if (name, key) not in demo_only:
+                code = defaults[key]
+                assert code == value, f"{name}.{key}: params.yaml says {value!r}, the code {code!r}"
+    assert SECTIONS["render"]().labels == "auto" and SECTIONS["render"]().timelines == "auto"
+
+
 def test_the_gpu_preset_in_the_makefile_is_valid():
     """`make quality` passes -S overrides to `dvc exp run`; applied to params.yaml they must validate."""
     makefile = (REPO / "Makefile").read_text()

@@ -87,7 +87,9 @@ def test_generate_writes_gif_mp4_and_contact_sheet(models, tmp_path, capsys):
         assert sheet.width > 8 * 32  # 8 enlarged frames per row
     manifest = json.loads((out / "videos.json").read_text())
     assert [v["name"] for v in manifest["videos"]] == ["triangle-green_seed5", "triangle-green_seed6"]
-    assert manifest["videos"][0]["borders"] == [4, 6, 8]  # base and upsampler window borders
+    # Window borders: the base model's joint windows 0-3, 2-5, 4-7, 6-9 start or end at 2, 4, 6 and 8
+    # (render.base.windows: joint, the default), the upsampler's chained ones at 4 and 8.
+    assert manifest["videos"][0]["borders"] == [2, 4, 6, 8]
     # Base: 4 windows x 3 steps, the first (guidance_share 0.33 of 3) in 2 passes (guidance 2);
     # upsampler: 3 windows x 2 steps x 1 pass.
     assert manifest["videos"][0]["evaluations"] == [4 * (3 + 1), 3 * 2]

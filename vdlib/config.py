@@ -337,7 +337,9 @@ class BaseConfig(ModelTrainConfig):
     batch: int = 2
     context_prob: float = 0.1  # joint windows need no given frames; chained ones learn from this share
     image_prob: float = 0.25
-    model: ModelParams = field(default_factory=lambda: ModelParams(channels=24))
+    model: ModelParams = field(
+        default_factory=lambda: ModelParams(channels=24, temporal_conv=True, temporal_attn_levels=[1, 2])
+    )
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
 
     def validate(self, where: str, prefix: str = "base") -> None:
@@ -353,7 +355,9 @@ class UpsamplerConfig(ModelTrainConfig):
 
     steps: int = 1000
     context_prob: float = 0.25
-    model: ModelParams = field(default_factory=lambda: ModelParams(channels=16, spatial_attn_levels=[]))
+    model: ModelParams = field(
+        default_factory=lambda: ModelParams(channels=16, spatial_attn_levels=[], temporal_attn_levels=[1, 2])
+    )
     crop: int = 32  # train on random crops of this many pixels (0: whole frames); sampling is full-size
     noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
     sample_aug: float = 0.1  # ...and to this level when sampling
@@ -431,10 +435,12 @@ class RenderConfig:
     batch: int | str = AUTO  # videos sampled together; auto = 1 on CPU, 8 on CUDA (see batch_size)
     device: str = "auto"
     base: SamplingConfig = field(
-        default_factory=lambda: SamplingConfig(steps=30, guidance=2.0, guidance_share=0.33, context=4)
+        default_factory=lambda: SamplingConfig(
+            steps=30, guidance=2.0, guidance_share=0.33, context=4, windows="joint", shared_noise=0.2
+        )
     )
-    upsampler_64: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
-    upsampler_128: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=4, context=0))
+    upsampler_64: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=2, context=0))
+    upsampler_128: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=2, context=0))
 
     def batch_size(self, device_type: str) -> int:
         """Videos sampled together on a device of ``device_type``. ``auto``: 8 on CUDA; 1 on CPU, where
