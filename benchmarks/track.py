@@ -55,13 +55,13 @@ def centroids(frames: np.ndarray, kind: str) -> np.ndarray:
 
 def track_stats(videos: list[np.ndarray], kind: str) -> dict[str, Any]:
     """Speed (mean, median, 90th percentile) and jerk of the foreground centroid over ``videos``."""
+    if not videos:
+        raise SystemExit("no videos to track (real held-out tails shorter than one 16-frame clip?)")
     speeds, jerks = [], []
     for video in videos:
         c = centroids(video, kind)
         speeds.append(np.linalg.norm(np.diff(c, axis=0), axis=1))
         jerks.append(np.linalg.norm(np.diff(c, 2, axis=0), axis=1))
-    if not videos:
-        raise SystemExit("no videos to track (real held-out tails shorter than one 16-frame clip?)")
     speed, jerk = np.concatenate(speeds), np.concatenate(jerks)
     speed, jerk = speed[~np.isnan(speed)], jerk[~np.isnan(jerk)]
     if not len(jerk):
@@ -108,10 +108,10 @@ def run(
     with their frames in random order: what a boiling, teleporting object scores)."""
     generated = {name: rendered_videos(folder) for name, folder in renders}
     size = next(iter(generated.values()))[0].shape[1] if generated else 32
-    results = {"real held-out": track_stats(real_clips(frames, params, size), kind)}
+    real = real_clips(frames, params, size)
+    results = {"real held-out": track_stats(real, kind)}
     if shuffle:
         rng = np.random.default_rng(0)
-        real = real_clips(frames, params, size)
         results["real held-out, shuffled"] = track_stats([c[rng.permutation(len(c))] for c in real], kind)
     for name, videos in generated.items():
         results[name] = track_stats(videos, kind)
