@@ -259,9 +259,10 @@ def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
     params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "batch": 2, "crop": 16,
                                 "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
     params["render"].update({"frames": 7, "count": 2})
-    params["render"]["base"].update({"steps": 2, "context": 1})
+    # Windows of the training length (window_frames null): several windows per video, with borders.
+    params["render"]["base"].update({"steps": 2, "context": 1, "window_frames": None})
     for name in ("upsampler_64", "upsampler_128"):
-        params["render"][name].update({"steps": 1})
+        params["render"][name].update({"steps": 1, "window_frames": None})
     params["evaluate"].update({"classifier_steps": 20, "fidelity_clips": 1})
     return params
 

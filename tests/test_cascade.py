@@ -86,6 +86,21 @@ def test_shared_starting_noise_makes_a_videos_frames_alike(models):
     assert frame_change(0.8)[1] < 0.6 * change
 
 
+def test_window_frames_sets_the_window_at_sampling(models):
+    """``window_frames`` makes longer (or shorter) windows than the model trained on: a 10-frame video
+    of a model trained on 4-frame clips comes out of one window, with no borders, for the network
+    evaluations of one window; too short a window is refused when the params are read."""
+    cond = circle_red(models, 10)[None]
+    settings = SamplingConfig(steps=3, context=2, windows="joint")
+    trained = run_model(cascade(models, base=settings)[0], 0, cond, 10, [0], CPU)
+    whole = run_model(cascade(models, base=replace(settings, window_frames=10))[0], 0, cond, 10, [0], CPU)
+    assert trained.borders and not whole.borders
+    assert whole.evaluations == 3 and trained.evaluations == 4 * 3
+    assert whole.clip.shape == trained.clip.shape and not torch.equal(whole.clip, trained.clip)
+    with pytest.raises(VdlibError, match=r"render.base.window_frames: expected .* >= 2, got 1"):
+        replace(settings, window_frames=1).validate("params.yaml", "render.base")
+
+
 def test_windows_split_and_merge():
     """Windows of a clip as one batch and back: the weighted mean over the windows that hold a frame,
     each window's share rising and falling gradually."""

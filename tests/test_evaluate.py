@@ -73,6 +73,8 @@ def test_temporal_consistency_is_one_for_real_clips_and_zero_for_frozen(demo_sto
     flicker = {k: np.where(np.arange(16)[:, None, None, None] % 2, 255 - v, v) for k, v in clips.items()}
     flickering = temporal_consistency(rendered_from(flicker, [8]), real)[0]
     assert flickering["ratio"] > 5 and flickering["border_ratio"] > 5
+    one_window = temporal_consistency(rendered_from(flicker, []), real)[0]  # no borders: no border ratio
+    assert one_window["ratio"] == flickering["ratio"] and np.isnan(one_window["border_ratio"])
     steps = np.stack([np.full((4, 4, 3), v, np.uint8) for v in (10, 20, 50)])
     np.testing.assert_array_equal(frame_differences(steps), [10.0, 30.0])
 

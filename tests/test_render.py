@@ -74,7 +74,7 @@ def test_generate_writes_gif_mp4_and_contact_sheet(models, tmp_path, capsys):
     code = run_cli(
         "generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
         "--frames", 10, "--labels", "shape=triangle,colour=green", "--format", "gif,mp4",
-        "--steps", "3,2", "--context", "2,0", "-n", 2, "--seed", 5, "--out-dir", out,
+        "--steps", "3,2", "--context", "2,0", "-n", 2, "--seed", 5, "--out-dir", out, "--window-frames", 4,
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     for seed in (5, 6):
@@ -87,12 +87,22 @@ def test_generate_writes_gif_mp4_and_contact_sheet(models, tmp_path, capsys):
         assert sheet.width > 8 * 32  # 8 enlarged frames per row
     manifest = json.loads((out / "videos.json").read_text())
     assert [v["name"] for v in manifest["videos"]] == ["triangle-green_seed5", "triangle-green_seed6"]
-    # Window borders: the base model's joint windows 0-3, 2-5, 4-7, 6-9 start or end at 2, 4, 6 and 8
-    # (render.base.windows: joint, the default), the upsampler's chained ones at 4 and 8.
+    # Windows of 4 frames (the models' training length): the base model's joint windows 0-3, 2-5,
+    # 4-7, 6-9 start or end at 2, 4, 6 and 8 (render.base.windows: joint, the default), the
+    # upsampler's chained ones at 4 and 8.
     assert manifest["videos"][0]["borders"] == [2, 4, 6, 8]
     # Base: 4 windows x 3 steps, the first (guidance_share 0.33 of 3) in 2 passes (guidance 2);
     # upsampler: 3 windows x 2 steps x 1 pass.
     assert manifest["videos"][0]["evaluations"] == [4 * (3 + 1), 3 * 2]
+    # The default (window_frames 16): each model makes the 10 frames in one window.
+    code = run_cli(
+        "generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
+        "--frames", 10, "--labels", "shape=triangle,colour=green", "--format", "gif",
+        "--steps", "3,2", "--out-dir", tmp_path / "one",
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    video = json.loads((tmp_path / "one" / "videos.json").read_text())["videos"][0]
+    assert video["borders"] == [] and video["evaluations"] == [3 + 1, 2]
 
 
 def test_same_seed_same_bytes_other_seed_differs(models, tmp_path):

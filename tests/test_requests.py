@@ -117,7 +117,11 @@ def write_changed(tmp_path, **changes):
             "render.timelines[0]: labels/tables/demo.csv: expected a file under labels/timelines/",
         ),
         ({"extract.size": 64}, "extract.size: expected at least 128"),
-        ({"render.base.context": 8}, "render.base.context: expected 0 to 7"),
+        ({"render.base.context": 16}, "render.base.context: expected 0 to 15"),  # window_frames 16
+        (
+            {"render.base.window_frames": None, "render.base.context": 8},  # the training length, 8
+            "render.base.context: expected 0 to 7",
+        ),
         ({"fetch.source": ["demo", "my/videos"]}, "fetch.source[1]: my/videos: no such file or folder"),
         ({"render.labels": "some"}, "render.labels: expected auto or a list"),
     ],

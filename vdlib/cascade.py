@@ -55,8 +55,9 @@ class CascadeModel:
 
     @property
     def window(self) -> int:
-        """Frames the model makes at once (X, its training clip length)."""
-        return int(self.meta["frames"])
+        """Frames the model makes at once: its sampling's ``window_frames``, or X, its training clip
+        length."""
+        return self.sampling.window_frames or int(self.meta["frames"])
 
     @property
     def is_upsampler(self) -> bool:

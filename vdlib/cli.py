@@ -174,6 +174,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         "context": _per_model(args.context, len(models), "--context", int),
         "windows": _per_model(args.windows, len(models), "--windows", str),
         "shared_noise": _per_model(args.shared_noise, len(models), "--shared-noise", float),
+        "window_frames": _per_model(args.window_frames, len(models), "--window-frames", int),
     }
     sampling = {}
     for i, name in enumerate(CASCADE[: len(models)]):
@@ -386,6 +387,11 @@ def _add_generate(sub: Subparsers) -> None:
         "--shared-noise",
         help="share of the starting noise's variance common to a video's frames (0 = independent); "
         "one, or one per model (default: render.<model>.shared_noise)",
+    )
+    p.add_argument(
+        "--window-frames",
+        help="frames each window makes (default: render.<model>.window_frames, else the model's "
+        "training clip length); one, or one per model",
     )
     p.add_argument("--batch", type=int, help="videos sampled together (default: render.batch)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")

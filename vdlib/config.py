@@ -389,6 +389,7 @@ class SamplingConfig:
     context: int = 2  # frames where windows overlap (chain: the previous window's last, given to the next)
     windows: str = "chain"  # chain: window by window | joint: all windows denoised together
     shared_noise: float | None = None  # starting noise's share common to a video's frames; None = as trained
+    window_frames: int | None = None  # frames each window makes; None = the model's training clip length
 
     def validate(self, where: str, prefix: str) -> None:
         if self.sampler not in SAMPLERS:
@@ -406,9 +407,17 @@ class SamplingConfig:
         if self.shared_noise is not None and not 0 <= self.shared_noise < 1:
             expected = "null (as the model trained) or a share in [0, 1)"
             _fail(where, f"{prefix}.shared_noise", expected, self.shared_noise)
+        if self.window_frames is not None and self.window_frames < 2:
+            expected = "null (the model's training clip length) or an integer >= 2"
+            _fail(where, f"{prefix}.window_frames", expected, self.window_frames)
 
 
 CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order
+BASE_SAMPLING = SamplingConfig(  # render.base's default
+    steps=30, guidance=2.0, guidance_share=0.33, context=4, windows="joint",
+    shared_noise=0.2, window_frames=16,
+)  # fmt: skip
+UPSAMPLER_SAMPLING = SamplingConfig(steps=2, context=0, window_frames=16)  # both upsamplers' default
 VIDEO_FORMATS = ("gif", "mp4")
 AUTO = "auto"
 
@@ -434,13 +443,9 @@ class RenderConfig:
     count: int = 4  # at most this many 'auto' videos per seed
     batch: int | str = AUTO  # videos sampled together; auto = 1 on CPU, 8 on CUDA (see batch_size)
     device: str = "auto"
-    base: SamplingConfig = field(
-        default_factory=lambda: SamplingConfig(
-            steps=30, guidance=2.0, guidance_share=0.33, context=4, windows="joint", shared_noise=0.2
-        )
-    )
-    upsampler_64: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=2, context=0))
-    upsampler_128: SamplingConfig = field(default_factory=lambda: SamplingConfig(steps=2, context=0))
+    base: SamplingConfig = field(default_factory=lambda: BASE_SAMPLING)
+    upsampler_64: SamplingConfig = field(default_factory=lambda: UPSAMPLER_SAMPLING)
+    upsampler_128: SamplingConfig = field(default_factory=lambda: UPSAMPLER_SAMPLING)
 
     def batch_size(self, device_type: str) -> int:
         """Videos sampled together on a device of ``device_type``. ``auto``: 8 on CUDA; 1 on CPU, where

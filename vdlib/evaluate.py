@@ -217,7 +217,8 @@ def sampling_cost(rendered: Rendered) -> dict[str, Any]:
 
 def temporal_consistency(rendered: Rendered, real_difference: float) -> tuple[dict[str, float], np.ndarray]:
     """Generated / real frame-difference ratios (overall and at window borders), and the mean
-    generated difference per frame pair (for the plot). Videos of one frame have no pairs: NaN."""
+    generated difference per frame pair (for the plot). Videos of one frame have no pairs, videos
+    made in one window no borders: NaN."""
     diffs, border = [], []
     for video in rendered.manifest["videos"]:
         d = frame_differences(rendered.frames[video["name"]])
@@ -227,8 +228,8 @@ def temporal_consistency(rendered: Rendered, real_difference: float) -> tuple[di
     usable = bool(diffs) and real_difference > 0
     per_pair = np.mean(np.stack(diffs), axis=0) if diffs else np.zeros(0)
     out = {"ratio": float(np.concatenate(diffs).mean() / real_difference) if usable else float("nan")}
-    if border and usable:
-        out["border_ratio"] = float(np.mean(border) / real_difference)
+    # NaN (null in metrics.json) when no video has a window border: each was made in one window.
+    out["border_ratio"] = float(np.mean(border) / real_difference) if border and usable else float("nan")
     return out, per_pair
 
 
