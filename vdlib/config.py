@@ -353,7 +353,8 @@ class BaseConfig(ModelTrainConfig):
 class UpsamplerConfig(ModelTrainConfig):
     """The 2x upsamplers (one per output size in dvc.yaml), trained on real low-res/high-res pairs."""
 
-    steps: int = 1000
+    steps: int = 2000
+    batch: int = 2
     context_prob: float = 0.25
     model: ModelParams = field(
         default_factory=lambda: ModelParams(channels=16, spatial_attn_levels=[], temporal_attn_levels=[1, 2])
