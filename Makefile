@@ -57,6 +57,7 @@ QUALITY := \
 	-S render.upsampler_64.steps=10 -S render.upsampler_128.steps=10 \
 	-S render.base.window_frames=null -S render.upsampler_64.window_frames=null \
 	-S render.upsampler_128.window_frames=null \
+	-S render.upsampler_64.temperature=1 -S render.upsampler_128.temperature=1 \
 	-S evaluate.fidelity_clips=16
 QUALITY_EXTRA ?=
 

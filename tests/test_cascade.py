@@ -101,6 +101,24 @@ def test_window_frames_sets_the_window_at_sampling(models):
         replace(settings, window_frames=1).validate("params.yaml", "render.base")
 
 
+def test_temperature_zero_starts_every_seed_from_the_noise_mean(models):
+    """``temperature`` scales the starting noise: at 0 every video starts from its mean, zero, so a
+    deterministic sampler makes the same frames whatever the seed; at 1 seeds differ, and the two
+    differ from each other; a negative scale is refused when the params are read."""
+    cond = circle_red(models, 4)[None]
+    settings = SamplingConfig(steps=1, context=0)
+
+    def make(temperature: float, seed: int) -> torch.Tensor:
+        base = cascade(models, base=replace(settings, temperature=temperature))[0]
+        return run_model(base, 0, cond, 4, [seed], CPU).clip
+
+    assert torch.equal(make(0.0, 0), make(0.0, 1))
+    assert not torch.equal(make(1.0, 0), make(1.0, 1))
+    assert (make(0.0, 0) - make(1.0, 0)).abs().mean() > 0.01
+    with pytest.raises(VdlibError, match=r"render.base.temperature: expected a scale >= 0 .*, got -0.5"):
+        replace(settings, temperature=-0.5).validate("params.yaml", "render.base")
+
+
 def test_windows_split_and_merge():
     """Windows of a clip as one batch and back: the weighted mean over the windows that hold a frame,
     each window's share rising and falling gradually."""

@@ -57,7 +57,7 @@ class CascadeModel:
     def window(self) -> int:
         """Frames the model makes at once: its sampling's ``window_frames``, or X, its training clip
         length."""
-        return self.sampling.window_frames or int(self.meta["frames"])
+        return self.sampling.frames_per_window(int(self.meta["frames"]))
 
     @property
     def is_upsampler(self) -> bool:
@@ -261,7 +261,7 @@ def sample_window(
     result = sample(
         denoise, (batch, 3, total, size, size), model.diffusion, settings.sampler, settings.steps,
         settings.guidance, cond is not None, gens, device, residual.bound, settings.guidance_share,
-        settings.shared_noise,
+        settings.shared_noise, settings.temperature,
     )  # fmt: skip
     made = residual.frames(result.clip.float().cpu(), upscaled)
     return made, result.evaluations * len(windows.starts)

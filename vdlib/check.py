@@ -120,7 +120,7 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         )
     for name in CASCADE:
         sampling = getattr(cfg["render"], name)
-        window = sampling.window_frames or cfg["base" if name == "base" else "upsampler"].frames
+        window = sampling.frames_per_window(cfg["base" if name == "base" else "upsampler"].frames)
         if sampling.context >= window:
             raise VdlibError(
                 f"render.{name}.context: expected 0 to {window - 1} (the model makes {window} frames "

@@ -175,6 +175,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         "windows": _per_model(args.windows, len(models), "--windows", str),
         "shared_noise": _per_model(args.shared_noise, len(models), "--shared-noise", float),
         "window_frames": _per_model(args.window_frames, len(models), "--window-frames", int),
+        "temperature": _per_model(args.temperature, len(models), "--temperature", float),
     }
     sampling = {}
     for i, name in enumerate(CASCADE[: len(models)]):
@@ -392,6 +393,11 @@ def _add_generate(sub: Subparsers) -> None:
         "--window-frames",
         help="frames each window makes (default: render.<model>.window_frames, else the model's "
         "training clip length); one, or one per model",
+    )
+    p.add_argument(
+        "--temperature",
+        help="scale of the starting noise (1 = as trained, 0 = its mean: one step then gives the model's "
+        "estimate, the same for every seed); one, or one per model (default: render.<model>.temperature)",
     )
     p.add_argument("--batch", type=int, help="videos sampled together (default: render.batch)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")

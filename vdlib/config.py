@@ -391,6 +391,7 @@ class SamplingConfig:
     windows: str = "chain"  # chain: window by window | joint: all windows denoised together
     shared_noise: float | None = None  # starting noise's share common to a video's frames; None = as trained
     window_frames: int | None = None  # frames each window makes; None = the model's training clip length
+    temperature: float = 1.0  # scale of the starting noise; 0 = start from its mean (deterministic)
 
     def validate(self, where: str, prefix: str) -> None:
         if self.sampler not in SAMPLERS:
@@ -411,6 +412,13 @@ class SamplingConfig:
         if self.window_frames is not None and self.window_frames < 2:
             expected = "null (the model's training clip length) or an integer >= 2"
             _fail(where, f"{prefix}.window_frames", expected, self.window_frames)
+        if self.temperature < 0:
+            expected = "a scale >= 0 of the starting noise (1 = as trained, 0 = none)"
+            _fail(where, f"{prefix}.temperature", expected, self.temperature)
+
+    def frames_per_window(self, trained: int) -> int:
+        """Frames each window makes, for a model trained on clips of ``trained`` frames."""
+        return self.window_frames or trained
 
 
 CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order
@@ -418,7 +426,9 @@ BASE_SAMPLING = SamplingConfig(  # render.base's default
     steps=30, guidance=2.0, guidance_share=0.33, context=4, windows="joint",
     shared_noise=0.2, window_frames=16,
 )  # fmt: skip
-UPSAMPLER_SAMPLING = SamplingConfig(steps=2, context=0, window_frames=16)  # both upsamplers' default
+UPSAMPLER_SAMPLING = SamplingConfig(  # both upsamplers' default: one step from the noise's mean
+    steps=1, context=0, window_frames=16, temperature=0.0
+)
 VIDEO_FORMATS = ("gif", "mp4")
 AUTO = "auto"
 

@@ -207,13 +207,16 @@ def sample(
     bound: float = 1.0,
     guidance_share: float = 1.0,
     shared_noise: float | None = None,
+    temperature: float = 1.0,
 ) -> SampleResult:
     """Generate one batch of clips of ``shape`` (B, C, F, H, W) with the named sampler and noise from
     ``generator`` (one, or one per clip); values are clamped to [-bound, bound] (1 for frames in
     model range). Guidance applies to the first ``guidance_share`` of the steps (rounded up), the
     noisiest, where labels decide what is drawn; the later steps take the labelled prediction alone,
     one network pass each. ``shared_noise`` is the share of the starting noise's variance common to
-    a clip's frames (:meth:`Diffusion.noise`; None: the share the model trained with)."""
+    a clip's frames (:meth:`Diffusion.noise`; None: the share the model trained with). ``temperature``
+    scales the starting noise: 0 starts from its mean, zero, and one step then gives the network's
+    estimate of the clean clip given its inputs alone (the same whatever the generator)."""
     if steps < 1:
         raise VdlibError(f"steps: expected an integer >= 1, got {steps}")
     calls = 0
@@ -229,7 +232,7 @@ def sample(
     def model_fn(x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
         return step_fns[step >= guided_steps](x, t)
 
-    noise = diffusion.noise(shape, generator, share=shared_noise).to(device)  # ddpm then adds fresh noise
+    noise = diffusion.noise(shape, generator, share=shared_noise).to(device) * temperature  # ddpm adds more
     if sampler == "cold":
         clip = _cold_sample(model_fn, noise, diffusion, steps, bound)
         return SampleResult(clip.clamp(-bound, bound), calls)
