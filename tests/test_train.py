@@ -130,11 +130,11 @@ def weights(project: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_kill_and_resume_ends_with_the_same_weights(tiny_data, tmp_path):
-    straight = write_project(tmp_path / "straight", tiny_data, steps=60, ckpt_every=20)
+    straight = write_project(tmp_path / "straight", tiny_data, steps=60, ckpt_every=20, val_every=30)
     proc = run_stage(straight, tiny_data)
     assert proc.wait(timeout=300) == 0, proc.stdout.read()
 
-    killed = write_project(tmp_path / "killed", tiny_data, steps=60, ckpt_every=20)
+    killed = write_project(tmp_path / "killed", tiny_data, steps=60, ckpt_every=20, val_every=30)
     proc = run_stage(killed, tiny_data)
     deadline = time.time() + 300
     state = None
@@ -163,6 +163,13 @@ def test_kill_and_resume_ends_with_the_same_weights(tiny_data, tmp_path):
         .splitlines()
     )
     assert rows[0] == "step\tloss" and [int(r.split("\t")[0]) for r in rows[1:]] == list(range(5, 61, 5))
+    # Validation every train.val_every steps and at the last: step 30 (before the kill) and 60.
+    val = (
+        (killed / "reports" / "train_base" / "plots" / "metrics" / "val" / "loss.tsv")
+        .read_text()
+        .splitlines()
+    )
+    assert [int(r.split("\t")[0]) for r in val[1:]] == [30, 60]
 
 
 def test_batches_do_not_depend_on_the_number_of_workers(tiny_data):

@@ -241,7 +241,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch; 0 = this process's share (cores // vdlib processes running)
     workers: int = 0  # DataLoader worker processes reading the frame store
-    ckpt_every: int = 100  # steps between resumable checkpoints (and validation)
+    ckpt_every: int = 100  # steps between resumable checkpoints
+    val_every: int = 500  # steps between validation losses and label gains (and at the last step)
     log_every: int = 10
     sample_every: int = 0  # steps between sample GIFs; 0 = only at the end
     compile: bool = False  # torch.compile (CUDA only)
@@ -270,7 +271,7 @@ class TrainConfig:
             _fail(where, "train.precision", " | ".join(PRECISIONS), self.precision)
         if not 0.0 < self.val_fraction < 0.5:
             _fail(where, "train.val_fraction", "a fraction in (0, 0.5)", self.val_fraction)
-        for key in ("ckpt_every", "log_every"):
+        for key in ("ckpt_every", "val_every", "log_every"):
             if getattr(self, key) < 1:
                 _fail(where, f"train.{key}", "an integer >= 1", getattr(self, key))
         for key in ("threads", "workers", "sample_every"):

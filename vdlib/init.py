@@ -248,6 +248,7 @@ def plan_params(
         for name, steps in (("base", base_steps), ("upsampler", up_steps)):
             params[name]["warmup"] = min(params[name]["warmup"], steps // 4)
         params["train"]["ckpt_every"] = max(10, min(100, base_steps // 10))
+        params["train"]["val_every"] = max(10, min(500, base_steps // 5))
         reasons.append(
             f"base.steps = {base_steps} ({base_s:.3f} s/step measured here), upsampler.steps = "
             f"{up_steps} per size ({up_s:.3f} s/step): about {minutes:g} min of training"

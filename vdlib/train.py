@@ -605,9 +605,10 @@ def train_model(job: TrainJob) -> dict[str, float]:
         if log is not None:
             log.add(loss)
         last = run.step == run.last_step
-        if log is not None and (run.step % tcfg.log_every == 0 or last):
+        validate = run.step % tcfg.val_every == 0 or last
+        if log is not None and (run.step % tcfg.log_every == 0 or validate):
             metrics = log.metrics()
-            if run.step % tcfg.ckpt_every == 0 or last:
+            if validate:
                 ema = run.ema_model()
                 val = metrics["val/loss"] = run.validation.loss(ema, run.device)
                 gain = run.validation.label_gain(ema, run.device, val)

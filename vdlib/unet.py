@@ -21,6 +21,7 @@ The network knows nothing of files, schedulers or training.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterator
@@ -83,13 +84,19 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels, affine=False)
 
 
+@functools.lru_cache(maxsize=64)
+def _rotary_angles(seq: int, half: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """The cosines and sines of :func:`rotary` (seq, half), made once per shape, device and dtype."""
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / half)
+    angles = torch.arange(seq, device=device, dtype=torch.float32)[:, None] * freqs
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
 def rotary(x: torch.Tensor) -> torch.Tensor:
     """Rotary position embedding along the sequence axis of (batch, heads, seq, head_dim)."""
     seq, dim = x.shape[-2], x.shape[-1]
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = torch.arange(seq, device=x.device, dtype=torch.float32)[:, None] * freqs
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    cos, sin = _rotary_angles(seq, half, x.device, x.dtype)
     x1, x2 = x[..., :half], x[..., half : 2 * half]
     out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
     return torch.cat([out, x[..., 2 * half :]], dim=-1) if dim % 2 else out
