@@ -119,7 +119,7 @@ def models(demo_video, tmp_path_factory, tiny_model):
     train = TrainConfig(ckpt_every=100, log_every=10, threads=1)
     for kind, size, extra in (
         ("base", 16, {"size": 16}),
-        ("upsampler", 32, {"crop": 16, "mapping_channels": 4}),
+        ("upsampler", 32, {"crop": 16, "mapping_channels": 4, "fitted_upscale_from": 32}),
     ):
         cfg = section_from_dict(
             kind, {"window": 8, "skip": 1, "steps": 20, "batch": 2, "model": tiny_model, **extra}

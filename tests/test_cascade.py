@@ -223,3 +223,16 @@ def test_training_samples_are_made_as_rendering_makes_videos(models, name, tmp_p
     samples = sorted((models / f"reports_{name}" / "samples").glob("step_*.gif"))
     assert samples[-1].name == "step_000020.gif"
     np.testing.assert_array_equal(iio.imread(samples[-1]), rendered)
+
+
+def test_an_upsampler_samples_with_the_upscale_it_was_fitted_with(models):
+    """``upsampler.upscale: fitted`` saves its filter (4 pixel phases of 6x6 taps and a bias) in the
+    model's config.json, and the cascade brings the low-res input up with exactly that filter."""
+    import json
+
+    from vdlib.clips import Upscale
+
+    meta = json.loads((models / "upsampler_32" / "config.json").read_text())
+    assert len(meta["upscale"]) == 4 and {len(row) for row in meta["upscale"]} == {37}
+    upsampler = cascade(models)[1]
+    assert upsampler.upscale == Upscale.from_meta(meta) and upsampler.upscale.weights is not None

@@ -38,3 +38,33 @@ def test_residual_target_and_frames_invert_each_other(scale):
         assert torch.allclose(target, (clip - upscaled) * scale)
     else:
         assert torch.equal(target, clip)
+
+
+def test_fitted_upscale_rebuilds_held_out_frames_better_than_bilinear(small_store):
+    """The least-squares upscale, fitted on the first frames, rebuilds later frames from their
+    downscaled copies far better than bilinear; it survives the model's config.json, and a config
+    without one (a model trained before) upscales bilinearly."""
+    import json
+
+    import numpy as np
+
+    from vdlib.clips import Upscale, fit_upscale, resize_clip, to_model_range
+    from vdlib.evaluate import psnr
+
+    store = small_store
+    fitted = fit_upscale(store, np.arange(60), 32)
+    held_out = to_model_range(np.asarray(store.frames[60:]))[None]  # (1, 3, 20, 32, 32)
+    low = resize_clip(held_out, 16)
+
+    def score(upscale: Upscale) -> float:
+        out = upscale(low, 32)
+        assert out.shape == held_out.shape and out.abs().max() <= 1
+        return psnr(((out + 1) * 127.5).round().numpy(), ((held_out + 1) * 127.5).round().numpy())
+
+    assert score(fitted) > score(Upscale()) + 2
+    meta = json.loads(json.dumps({"upscale": [list(row) for row in fitted.weights]}))
+    assert Upscale.from_meta(meta) == fitted
+    assert Upscale.from_meta({}).weights is None
+    assert torch.equal(Upscale()(low, 32), resize_clip(low, 32))
+    with pytest.raises(ValueError, match="doubles square frames: 16x16 to 48 px"):
+        fitted(low, 48)

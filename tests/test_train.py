@@ -81,7 +81,7 @@ def tiny_job(folder: Path, out: Path, **overrides) -> TrainJob:
         {"size": 16, "window": 4, "skip": 0, "batch": 4, "lr": 3e-3, "warmup": 10, "ema_decay": 0.9,
          "image_prob": 0.0, "diffusion": {"min_snr_gamma": 0.0}, "model": TINY_MODEL, **overrides},
     )  # fmt: skip
-    train = TrainConfig(ckpt_every=50, log_every=10, threads=1)
+    train = TrainConfig(ckpt_every=50, val_every=50, log_every=10, threads=1)
     return TrainJob("base", cfg, train, 16, folder / "frames", folder / "labels.parquet", out / "model",
                     out / "reports", resume_root=out / "resume")  # fmt: skip
 

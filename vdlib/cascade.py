@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vdlib.clips import resize_clip
+from vdlib.clips import Upscale
 from vdlib.common import VdlibError
 from vdlib.config import DiffusionConfig, SamplingConfig
 from vdlib.cores import share_cores
@@ -66,6 +66,11 @@ class CascadeModel:
     @property
     def residual(self) -> Residual:
         return Residual(float(self.meta.get("residual_scale", 0.0)))
+
+    @property
+    def upscale(self) -> Upscale:
+        """How an upsampler brings its low-res input up (bilinear for models trained before the fit)."""
+        return Upscale.from_meta(self.meta)
 
     @property
     def sample_aug(self) -> float:
@@ -223,7 +228,7 @@ def sample_window(
     upscaled = None
     if model.is_upsampler:
         assert lowres is not None, "an upsampler needs the previous model's frames"
-        upscaled = resize_clip(lowres, size)
+        upscaled = model.upscale(lowres, size)
         level = torch.full((batch,), model.sample_aug)
         inputs = {k: v.to(device) for k, v in lowres_inputs(model.diffusion, upscaled, level, gens).items()}
     residual = model.residual

@@ -37,6 +37,63 @@ def resize_clip(clip: torch.Tensor, size: int) -> torch.Tensor:
     return out.reshape(-1, f, c, size, size).transpose(1, 2).reshape(*lead, c, f, size, size)
 
 
+UPSCALE_TAPS = 6  # low-res pixels on a side that each output pixel of a fitted upscale reads
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """How an upsampler brings its low-res input up to its output size, 2x. ``weights``: the linear
+    filter that best rebuilds the training frames from their area-downscaled copies (least squares,
+    :func:`fit_upscale`): 4 rows, one per output pixel phase, of ``UPSCALE_TAPS``² taps and a bias,
+    shared by the colour channels. None: bilinear (:func:`resize_clip`), as models trained before it."""
+
+    weights: tuple[tuple[float, ...], ...] | None = None
+
+    def __call__(self, clip: torch.Tensor, size: int) -> torch.Tensor:
+        """(..., C, F, h, w) in [-1, 1] → (..., C, F, ``size``, ``size``) in [-1, 1]."""
+        if self.weights is None:
+            return resize_clip(clip, size)
+        lead, (c, f, h, w) = clip.shape[:-4], clip.shape[-4:]
+        if size != 2 * w or h != w:
+            raise ValueError(f"a fitted upscale doubles square frames: {h}x{w} to {size} px")
+        flat = clip.reshape(-1, c, f, h, w).transpose(1, 2).reshape(-1, c, h, w)
+        weights = torch.tensor(self.weights, dtype=flat.dtype, device=flat.device)
+        taps = UPSCALE_TAPS
+        kernel = weights[:, :-1].reshape(4, 1, taps, taps).repeat(c, 1, 1, 1)  # channel-major, 4 phases each
+        pad = (taps // 2, taps - 1 - taps // 2) * 2
+        phases = F.conv2d(F.pad(flat, pad, mode="replicate"), kernel, weights[:, -1].repeat(c), groups=c)
+        out = F.pixel_shuffle(phases, 2).clamp(-1, 1)
+        return out.reshape(-1, f, c, size, size).transpose(1, 2).reshape(*lead, c, f, size, size)
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Upscale:
+        """The upscale a model's ``config.json`` records (bilinear when it records none)."""
+        weights = meta.get("upscale")
+        return cls(None if weights is None else tuple(tuple(float(v) for v in row) for row in weights))
+
+
+def fit_upscale(store: FrameStore, rows: np.ndarray, size: int) -> Upscale:
+    """The least-squares :class:`Upscale` from ``size // 2`` to ``size`` px on the stored frames ``rows``
+    (their area-downscaled copies as input): normal equations summed over chunks of frames, so memory
+    stays small whatever the number of frames. Deterministic for the same frames and machine."""
+    taps, half = UPSCALE_TAPS, size // 2
+    pad = (taps // 2, taps - 1 - taps // 2) * 2
+    gram = torch.zeros(taps * taps + 1, taps * taps + 1, dtype=torch.float64)
+    rhs = torch.zeros(taps * taps + 1, 4, dtype=torch.float64)
+    for chunk in np.array_split(rows, max(1, len(rows) // 16)):
+        frames = to_model_range(store.frames[chunk])[None]  # (1, 3, N, S, S)
+        high = resize_clip(frames, size).reshape(-1, 1, size, size)
+        low = resize_clip(frames, half).reshape(-1, 1, half, half)
+        cols = F.unfold(F.pad(low, pad, mode="replicate"), taps).transpose(1, 2).reshape(-1, taps * taps)
+        x = torch.cat([cols, torch.ones(len(cols), 1)], dim=1).double()
+        y = F.pixel_unshuffle(high, 2).flatten(2).transpose(1, 2).reshape(-1, 4).double()  # phase py*2+px
+        gram += x.T @ x
+        rhs += x.T @ y
+    ridge = 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=torch.float64)
+    weights = torch.linalg.solve(gram + ridge, rhs).T.float()  # (4, taps² + 1)
+    return Upscale(tuple(tuple(float(v) for v in row) for row in weights))
+
+
 @dataclass(frozen=True)
 class BatchSpec:
     """What one model trains on."""
@@ -47,6 +104,7 @@ class BatchSpec:
     lowres: bool = False  # upsampler: also give the 2x smaller clip, resized back up
     crop: int = 0  # upsampler: random crops of this size (0: whole frames)
     image_prob: float = 0.0  # chance that a clip is X independent random frames instead of a window
+    upscale: Upscale = Upscale()  # upsampler: how the low-res clip is brought back up
 
 
 class ClipBatches(Dataset):
@@ -110,7 +168,7 @@ def make_batch(
         independent = torch.zeros(len(rows), dtype=torch.bool)
     out = {"clip": clip, "cond": labels, "independent": independent}
     if spec.lowres:
-        out["lowres"] = resize_clip(resize_clip(clips, spec.size // 2), spec.size)
+        out["lowres"] = spec.upscale(resize_clip(clips, spec.size // 2), spec.size)
     if gen is not None and spec.crop and spec.crop < spec.size:
         ys = torch.randint(0, spec.size - spec.crop + 1, (len(rows),), generator=gen).tolist()
         xs = torch.randint(0, spec.size - spec.crop + 1, (len(rows),), generator=gen).tolist()

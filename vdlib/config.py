@@ -364,7 +364,10 @@ class UpsamplerConfig(ModelTrainConfig):
     noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
     sample_aug: float = 0.1  # ...and to this level when sampling
     mapping_channels: int = 16
-    residual_std: float = 0.5  # diffuse (frames - bilinear upscale), scaled to this std; 0 = the frames
+    residual_std: float = 0.5  # diffuse (frames - upscaled input), scaled to this std; 0 = the frames
+    # Output sizes from this one up bring their low-res input up with a linear filter fitted to the
+    # training frames (vdlib.clips.Upscale); smaller ones, and all when None, bilinearly.
+    fitted_upscale_from: int | None = 128
 
     def validate(self, where: str, prefix: str = "upsampler") -> None:
         super().validate(where, prefix)
@@ -378,6 +381,9 @@ class UpsamplerConfig(ModelTrainConfig):
             _fail(where, f"{prefix}.mapping_channels", "an integer >= 1", self.mapping_channels)
         if self.residual_std < 0:
             _fail(where, f"{prefix}.residual_std", "0 (off) or a standard deviation > 0", self.residual_std)
+        if self.fitted_upscale_from is not None and self.fitted_upscale_from < 1:
+            expected = "null (bilinear for every size) or an output size in pixels"
+            _fail(where, f"{prefix}.fitted_upscale_from", expected, self.fitted_upscale_from)
 
 
 @dataclass(frozen=True)

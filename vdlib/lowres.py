@@ -1,13 +1,15 @@
 """How an upsampler sees its low-res input: one path for training, validation, training samples and
 rendering.
 
-1. The low-res clip is resized to the output size (bilinear, :func:`vdlib.clips.resize_clip`).
+1. The low-res clip is brought up to the output size by the model's :class:`vdlib.clips.Upscale`: the
+   linear filter that best rebuilds the training frames from their downscaled copies (least squares,
+   fitted before training and saved with the model), or bilinear.
 2. It is noise-augmented: diffused to level ``a`` in [0, 1] of the noise schedule (timestep
    ``round(a * (T - 1))``), and ``a`` is given to the network too, so it learns how far to trust its
    input. Training draws ``a`` uniformly from [0, ``upsampler.noise_aug``]; validation, training
    samples and rendering use ``upsampler.sample_aug``.
 3. A residual upsampler (``residual_scale`` > 0) diffuses ``(frames - upscaled input) * scale``
-   rather than the frames, so an untrained one already gives the bilinear upscale and its noise
+   rather than the frames, so an untrained one already gives the upscaled input and its noise
    levels span the detail it adds.
 """
 

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from vdlib.cascade import CascadeModel, run_model, to_uint8
-from vdlib.clips import BatchSpec, ClipBatches, make_batch, resize_clip, to_model_range
+from vdlib.clips import BatchSpec, ClipBatches, Upscale, fit_upscale, make_batch, resize_clip, to_model_range
 from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import ModelTrainConfig, SamplingConfig, TrainConfig, UpsamplerConfig
 from vdlib.cores import share_cores
@@ -46,6 +46,7 @@ from vdlib.video import write_gif
 
 RESUME_ROOT = Path(".vdlib/resume")
 VAL_CLIPS = 8
+UPSCALE_FRAMES = 256  # training frames, evenly spaced, that an upsampler's fitted upscale is fitted on
 VAL_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)  # fractions of T: fixed noise levels for validation
 # Training samples go through the render path with these settings (one window, no context).
 SAMPLE_SETTINGS = SamplingConfig(sampler="dpmsolver++", steps=20, guidance=1.0, context=0)
@@ -143,14 +144,17 @@ class EMA:
 def measure_residual_scale(
     store: FrameStore, cond: np.ndarray, windows: ClipWindows, spec: BatchSpec, target_std: float
 ) -> float:
-    """The scale that gives the high-res minus bilinear-upscaled residual of training clips the
-    standard deviation ``target_std`` (0: no residual). Deterministic: evenly spaced clips."""
+    """The scale that gives the high-res minus upscaled residual of training clips the standard
+    deviation ``target_std`` (0: no residual). Deterministic: evenly spaced clips."""
     if not target_std:
         return 0.0
     valid = windows.train_starts
     starts = valid[np.unique(np.linspace(0, len(valid) - 1, num=32).round().astype(int))]
     batch = make_batch(
-        store, cond, BatchSpec(spec.size, spec.batch, False, lowres=True), windows.rows(starts)
+        store,
+        cond,
+        BatchSpec(spec.size, spec.batch, False, lowres=True, upscale=spec.upscale),
+        windows.rows(starts),
     )
     std = float((batch["clip"] - batch["lowres"]).std())
     return round(target_std / max(std, 1e-3), 4)
@@ -289,6 +293,12 @@ class JobData:
             )
         windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
         windows.check(str(job.frames), job.prefix)
+        upscale = Upscale()
+        fitted_from = cfg.fitted_upscale_from if isinstance(cfg, UpsamplerConfig) else None
+        if fitted_from is not None and job.size >= fitted_from:
+            frames = windows.train_frames  # never the held-out tail
+            picks = np.unique(np.linspace(0, len(frames) - 1, num=min(len(frames), UPSCALE_FRAMES)).round())
+            upscale = fit_upscale(store, frames[picks.astype(int)], job.size)
         spec = BatchSpec(
             size=job.size,
             batch=cfg.batch,
@@ -296,6 +306,7 @@ class JobData:
             lowres=job.is_upsampler,
             crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
             image_prob=cfg.image_prob,
+            upscale=upscale,
         )
         residual = Residual()
         if isinstance(cfg, UpsamplerConfig):
@@ -311,7 +322,8 @@ class JobData:
             store, int(meta["window"]), int(meta["skip"]), float(meta["val_fraction"])
         )
         windows.check(str(frames), str(model.folder))
-        spec = BatchSpec(model.size, VAL_CLIPS, False, lowres=model.is_upsampler, crop=int(meta["crop"]))
+        lowres, crop = model.is_upsampler, int(meta["crop"])
+        spec = BatchSpec(model.size, VAL_CLIPS, False, lowres=lowres, crop=crop, upscale=model.upscale)
         return cls(store, labels, windows, spec, model.residual)
 
     def validation(self, diffusion: Diffusion, sample_aug: float | None, seed: int) -> ValidationSet:
@@ -651,6 +663,8 @@ def model_meta(job: TrainJob, data: JobData) -> dict[str, Any]:
     if isinstance(cfg, UpsamplerConfig):
         meta["sample_aug"] = cfg.sample_aug
         meta["residual_scale"] = data.residual.scale
+        if data.spec.upscale.weights is not None:  # bilinear models keep the config.json they had
+            meta["upscale"] = [list(row) for row in data.spec.upscale.weights]
     return meta
 
 
