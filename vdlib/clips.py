@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ def resize_clip(clip: torch.Tensor, size: int) -> torch.Tensor:
 
 
 UPSCALE_TAPS = 6  # low-res pixels on a side that each output pixel of a fitted upscale reads
+_UPSCALE_PAD = (UPSCALE_TAPS // 2, UPSCALE_TAPS - 1 - UPSCALE_TAPS // 2) * 2  # left, right, top, bottom
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,22 @@ class Upscale:
         weights = torch.tensor(self.weights, dtype=flat.dtype, device=flat.device)
         taps = UPSCALE_TAPS
         kernel = weights[:, :-1].reshape(4, 1, taps, taps).repeat(c, 1, 1, 1)  # channel-major, 4 phases each
-        pad = (taps // 2, taps - 1 - taps // 2) * 2
-        phases = F.conv2d(F.pad(flat, pad, mode="replicate"), kernel, weights[:, -1].repeat(c), groups=c)
+        phases = F.conv2d(
+            F.pad(flat, _UPSCALE_PAD, mode="replicate"), kernel, weights[:, -1].repeat(c), groups=c
+        )
         out = F.pixel_shuffle(phases, 2).clamp(-1, 1)
         return out.reshape(-1, f, c, size, size).transpose(1, 2).reshape(*lead, c, f, size, size)
+
+    @classmethod
+    def from_rows(cls, rows: Any) -> Upscale:
+        """The fitted upscale of weight ``rows`` (4 sequences of floats: a list, an array, a tensor)."""
+        return cls(tuple(tuple(float(v) for v in row) for row in rows))
 
     @classmethod
     def from_meta(cls, meta: dict) -> Upscale:
         """The upscale a model's ``config.json`` records (bilinear when it records none)."""
         weights = meta.get("upscale")
-        return cls(None if weights is None else tuple(tuple(float(v) for v in row) for row in weights))
+        return cls() if weights is None else cls.from_rows(weights)
 
 
 def fit_upscale(store: FrameStore, rows: np.ndarray, size: int) -> Upscale:
@@ -77,21 +85,23 @@ def fit_upscale(store: FrameStore, rows: np.ndarray, size: int) -> Upscale:
     (their area-downscaled copies as input): normal equations summed over chunks of frames, so memory
     stays small whatever the number of frames. Deterministic for the same frames and machine."""
     taps, half = UPSCALE_TAPS, size // 2
-    pad = (taps // 2, taps - 1 - taps // 2) * 2
     gram = torch.zeros(taps * taps + 1, taps * taps + 1, dtype=torch.float64)
     rhs = torch.zeros(taps * taps + 1, 4, dtype=torch.float64)
     for chunk in np.array_split(rows, max(1, len(rows) // 16)):
         frames = to_model_range(store.frames[chunk])[None]  # (1, 3, N, S, S)
         high = resize_clip(frames, size).reshape(-1, 1, size, size)
         low = resize_clip(frames, half).reshape(-1, 1, half, half)
-        cols = F.unfold(F.pad(low, pad, mode="replicate"), taps).transpose(1, 2).reshape(-1, taps * taps)
+        cols = (
+            F.unfold(F.pad(low, _UPSCALE_PAD, mode="replicate"), taps)
+            .transpose(1, 2)
+            .reshape(-1, taps * taps)
+        )
         x = torch.cat([cols, torch.ones(len(cols), 1)], dim=1).double()
         y = F.pixel_unshuffle(high, 2).flatten(2).transpose(1, 2).reshape(-1, 4).double()  # phase py*2+px
         gram += x.T @ x
         rhs += x.T @ y
     ridge = 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=torch.float64)
-    weights = torch.linalg.solve(gram + ridge, rhs).T.float()  # (4, taps² + 1)
-    return Upscale(tuple(tuple(float(v) for v in row) for row in weights))
+    return Upscale.from_rows(torch.linalg.solve(gram + ridge, rhs).T.float())  # (4, taps² + 1)
 
 
 @dataclass(frozen=True)

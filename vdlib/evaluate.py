@@ -32,7 +32,7 @@ from vdlib.classifier import accuracy, identity_stability, predict, targets, tra
 from vdlib.clips import resize_clip, to_model_range
 from vdlib.common import atomic_output, write_json
 from vdlib.config import CASCADE, EvaluateConfig, PoseConfig
-from vdlib.frames import ClipWindows, FrameStore
+from vdlib.frames import ClipWindows, FrameStore, evenly_spaced
 from vdlib.labels import Labels
 from vdlib.motion import (
     frame_differences,
@@ -183,8 +183,7 @@ class RealReference:
         ``size`` pixels: two (P, size, size, 3) uint8 arrays."""
         first = np.arange(len(self.store) - self.stride)
         first = first[self.store.videos[first] == self.store.videos[first + self.stride]]
-        picks = first[np.unique(np.linspace(0, len(first) - 1, num=min(len(first), max_pairs)).round())
-                      .astype(int)] if len(first) else first  # fmt: skip
+        picks = evenly_spaced(first, max_pairs)
         empty = np.zeros((0, size, size, 3), np.uint8)
         if not len(picks):
             return empty, empty

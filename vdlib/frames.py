@@ -27,6 +27,12 @@ INDEX_FILE = "index.parquet"
 META_KEY = b"vdlib"
 
 
+def evenly_spaced(items: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` of ``items``, evenly spaced from the first to the last (all of them when fewer)."""
+    picks = np.unique(np.linspace(0, len(items) - 1, num=min(len(items), count)).round().astype(int))
+    return items[picks]
+
+
 def _npy_header(shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(

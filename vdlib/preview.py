@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vdlib.frames import FrameStore
+from vdlib.frames import FrameStore, evenly_spaced
 from vdlib.labels import Labels
 from vdlib.pose import SKELETON
 from vdlib.video import write_gif
@@ -44,8 +44,7 @@ def write_preview(
     store: FrameStore, labels: Labels, path: str | Path, max_frames: int = 150, scale: int = 2
 ) -> Path:
     """Write an animated GIF of up to ``max_frames`` evenly spaced frames with their labels drawn."""
-    n = len(store)
-    picks = np.unique(np.linspace(0, n - 1, num=min(n, max_frames)).round().astype(int))
+    picks = evenly_spaced(np.arange(len(store)), max_frames)
     size = store.size * scale
     images = []
     for i in picks:

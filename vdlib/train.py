@@ -37,7 +37,7 @@ from vdlib.config import ModelTrainConfig, SamplingConfig, TrainConfig, Upsample
 from vdlib.cores import share_cores
 from vdlib.device import autocast, resolve_device, resolve_precision
 from vdlib.diffusion import Diffusion
-from vdlib.frames import ClipWindows, FrameStore
+from vdlib.frames import ClipWindows, FrameStore, evenly_spaced
 from vdlib.labels import Labels, read_labels
 from vdlib.lowres import Residual, lowres_inputs
 from vdlib.randomness import Stream, device_generator, step_generator
@@ -148,8 +148,7 @@ def measure_residual_scale(
     deviation ``target_std`` (0: no residual). Deterministic: evenly spaced clips."""
     if not target_std:
         return 0.0
-    valid = windows.train_starts
-    starts = valid[np.unique(np.linspace(0, len(valid) - 1, num=32).round().astype(int))]
+    starts = evenly_spaced(windows.train_starts, 32)
     batch = make_batch(
         store,
         cond,
@@ -296,9 +295,8 @@ class JobData:
         upscale = Upscale()
         fitted_from = cfg.fitted_upscale_from if isinstance(cfg, UpsamplerConfig) else None
         if fitted_from is not None and job.size >= fitted_from:
-            frames = windows.train_frames  # never the held-out tail
-            picks = np.unique(np.linspace(0, len(frames) - 1, num=min(len(frames), UPSCALE_FRAMES)).round())
-            upscale = fit_upscale(store, frames[picks.astype(int)], job.size)
+            frames = evenly_spaced(windows.train_frames, UPSCALE_FRAMES)  # never the held-out tail
+            upscale = fit_upscale(store, frames, job.size)
         spec = BatchSpec(
             size=job.size,
             batch=cfg.batch,
