@@ -256,8 +256,8 @@ def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
     params["train"].update({"ckpt_every": 10, "log_every": 5, "threads": 1})
     # base 32 px → upsampler_64 → upsampler_128, as the stage names say.
     params["base"].update({"size": 32, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
-    params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "batch": 2, "crop": 16,
-                                "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
+    params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "fitted_steps": 6, "batch": 2,
+                                "crop": 16, "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
     params["render"].update({"frames": 7, "count": 2})
     # Windows of the training length (window_frames null): several windows per video, with borders.
     params["render"]["base"].update({"steps": 2, "context": 1, "window_frames": None})

@@ -61,6 +61,16 @@ def test_missing_keys_take_defaults_and_ints_are_accepted_as_floats():
     assert isinstance(cfg.fps, float)
 
 
+def test_upsamplers_with_a_fitted_upscale_train_fitted_steps():
+    cfg = section_from_dict("upsampler", {"steps": 1000, "fitted_steps": 250, "fitted_upscale_from": 128})
+    assert (cfg.for_size(64).steps, cfg.for_size(128).steps, cfg.for_size(256).steps) == (1000, 250, 250)
+    assert cfg.for_size(128).fitted_steps == 250 and cfg.for_size(128).lr == cfg.lr
+    same = section_from_dict("upsampler", {"steps": 1000, "fitted_steps": None})
+    assert same.for_size(128).steps == 1000
+    bilinear = {"steps": 1000, "fitted_steps": 250, "fitted_upscale_from": None}
+    assert section_from_dict("upsampler", bilinear).for_size(128).steps == 1000
+
+
 def test_nested_section():
     cfg = section_from_dict("labels", {"kind": "pose", "pose": {"batch": 4}})
     assert cfg.pose.batch == 4 and cfg.pose.imgsz == 320
@@ -98,6 +108,7 @@ def test_nested_section():
         ("base", {"image_prob": 1.5}, "base.image_prob: expected a probability in [0, 1], got 1.5"),
         ("base", {"diffusion": {"shift": 0}}, "base.diffusion.shift: expected a number > 0"),
         ("train", {"precision": "fp16"}, "train.precision: expected auto | fp32 | bf16, got 'fp16'"),
+        ("upsampler", {"fitted_steps": 0}, "upsampler.fitted_steps: expected null (the same as steps) or an"),
     ],
 )
 def test_bad_values_name_the_key(section, data, message):

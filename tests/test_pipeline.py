@@ -99,9 +99,13 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
         assert (reports / "sheets" / f"{stem}_sheet.png").is_file()
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
+    trained_steps = {}
     for name in metrics["val_loss"]:  # evaluate scores each model as its training did
         trained = json.loads((project / "reports" / f"train_{name}" / "metrics.json").read_text())
         assert metrics["val_loss"][name] == pytest.approx(trained["val"]["loss"], rel=1e-4)
+        trained_steps[name] = trained["step"]
+    # upsampler_128 brings its input up with the fitted filter, so it trains upsampler.fitted_steps.
+    assert trained_steps == {"base": 10, "upsampler_64": 10, "upsampler_128": 6}
     assert set(metrics["label_accuracy"]["generated"]) == {"shape", "colour"}
     assert set(metrics["label_gain"]) == {"base", "upsampler_64", "upsampler_128"}
     assert_temporal_matches_its_plot(project, metrics)

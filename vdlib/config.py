@@ -242,7 +242,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch; 0 = this process's share (cores // vdlib processes running)
     workers: int = 0  # DataLoader worker processes reading the frame store
     ckpt_every: int = 100  # steps between resumable checkpoints
-    val_every: int = 500  # steps between validation losses and label gains (and at the last step)
+    val_every: int = 1000  # steps between validation losses and label gains (and at the last step)
     log_every: int = 10
     sample_every: int = 0  # steps between sample GIFs; 0 = only at the end
     compile: bool = False  # torch.compile (CUDA only)
@@ -334,7 +334,7 @@ class BaseConfig(ModelTrainConfig):
     """The base model: clips at ``size`` pixels. Defaults are the CPU recipe of the shipped params."""
 
     size: int = 32
-    steps: int = 4800
+    steps: int = 3600
     batch: int = 2
     context_prob: float = 0.1  # joint windows need no given frames; chained ones learn from this share
     image_prob: float = 0.25
@@ -354,7 +354,7 @@ class BaseConfig(ModelTrainConfig):
 class UpsamplerConfig(ModelTrainConfig):
     """The 2x upsamplers (one per output size in dvc.yaml), trained on real low-res/high-res pairs."""
 
-    steps: int = 2000
+    steps: int = 1000
     batch: int = 2
     context_prob: float = 0.25
     model: ModelParams = field(
@@ -368,6 +368,18 @@ class UpsamplerConfig(ModelTrainConfig):
     # Output sizes from this one up bring their low-res input up with a linear filter fitted to the
     # training frames (vdlib.clips.Upscale); smaller ones, and all when None, bilinearly.
     fitted_upscale_from: int | None = 128
+    # Training steps of those upsamplers: the filter already does most of their work. None = steps.
+    fitted_steps: int | None = 250
+
+    def fitted(self, size: int) -> bool:
+        """Whether the upsampler to ``size`` px brings its input up with the fitted filter."""
+        return self.fitted_upscale_from is not None and size >= self.fitted_upscale_from
+
+    def for_size(self, size: int) -> UpsamplerConfig:
+        """This config as the upsampler to ``size`` px trains it: ``fitted_steps`` where it is fitted."""
+        if self.fitted(size) and self.fitted_steps is not None:
+            return dataclasses.replace(self, steps=self.fitted_steps)
+        return self
 
     def validate(self, where: str, prefix: str = "upsampler") -> None:
         super().validate(where, prefix)
@@ -384,6 +396,9 @@ class UpsamplerConfig(ModelTrainConfig):
         if self.fitted_upscale_from is not None and self.fitted_upscale_from < 1:
             expected = "null (bilinear for every size) or an output size in pixels"
             _fail(where, f"{prefix}.fitted_upscale_from", expected, self.fitted_upscale_from)
+        if self.fitted_steps is not None and self.fitted_steps < 1:
+            expected = "null (the same as steps) or an integer >= 1"
+            _fail(where, f"{prefix}.fitted_steps", expected, self.fitted_steps)
 
 
 @dataclass(frozen=True)

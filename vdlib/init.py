@@ -6,8 +6,9 @@ then picks:
 - ``base.window``/``base.skip``: windows of about 2 s of motion taken as about 8 frames, shortened
   when the shortest usable video cannot hold a training window and a held-out window;
 - the labels (none, pose, or the given timestamp tables) and ``render`` requests left at ``auto``;
-- ``base.steps`` and ``upsampler.steps`` to fit the minutes asked for on this machine, from a short
-  measured speed probe of each model (written into params, so the run stays reproducible).
+- ``base.steps``, ``upsampler.steps`` and ``upsampler.fitted_steps`` to fit the minutes asked for on
+  this machine, from a short measured speed probe of each model (written into params, so the run
+  stays reproducible).
 
 Every other value is the shipped CPU recipe (the dataclass defaults of :mod:`vdlib.config`). The
 file starts with a stamp line holding its digest, so a later ``vdlib init`` can tell an untouched
@@ -34,7 +35,8 @@ STAMP = "# vdlib init: sha256="
 TARGET_SECONDS = 2.0  # motion a base clip spans
 CLIP_FRAMES = 8  # frames the base model makes at once
 MAX_FPS = 10.0
-SHARES = {"base": 0.6, "upsampler": 0.2}  # of the training minutes; the upsampler share is per size
+SHARES = {"base": 0.65, "upsampler": 0.28}  # of the training minutes; the upsampler share is per size...
+FITTED_SHARE = 0.25  # ...and the upsamplers with a fitted upscale train this share of its steps
 
 
 @dataclass(frozen=True)
@@ -244,14 +246,17 @@ def plan_params(
         up_s = seconds_per_step(up, 2 * base.size, cond_dim)
         base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
         up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
+        fitted_steps = max(20, int(up_steps * FITTED_SHARE))
         params["base"]["steps"], params["upsampler"]["steps"] = base_steps, up_steps
-        for name, steps in (("base", base_steps), ("upsampler", up_steps)):
+        params["upsampler"]["fitted_steps"] = fitted_steps
+        for name, steps in (("base", base_steps), ("upsampler", min(up_steps, fitted_steps))):
             params[name]["warmup"] = min(params[name]["warmup"], steps // 4)
         params["train"]["ckpt_every"] = max(10, min(100, base_steps // 10))
-        params["train"]["val_every"] = max(10, min(500, base_steps // 5))
+        params["train"]["val_every"] = max(10, min(1000, base_steps // 5))
         reasons.append(
             f"base.steps = {base_steps} ({base_s:.3f} s/step measured here), upsampler.steps = "
-            f"{up_steps} per size ({up_s:.3f} s/step): about {minutes:g} min of training"
+            f"{up_steps} per size ({up_s:.3f} s/step), upsampler.fitted_steps = {fitted_steps} (the "
+            f"upsamplers with a fitted upscale): about {minutes:g} min of training"
         )
     return params, reasons
 

@@ -293,8 +293,7 @@ class JobData:
         windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
         windows.check(str(job.frames), job.prefix)
         upscale = Upscale()
-        fitted_from = cfg.fitted_upscale_from if isinstance(cfg, UpsamplerConfig) else None
-        if fitted_from is not None and job.size >= fitted_from:
+        if isinstance(cfg, UpsamplerConfig) and cfg.fitted(job.size):
             frames = evenly_spaced(windows.train_frames, UPSCALE_FRAMES)  # never the held-out tail
             upscale = fit_upscale(store, frames, job.size)
         spec = BatchSpec(
@@ -723,4 +722,5 @@ def train_job_from_params(
         out_size = 0
     if out_size < 16 or out_size % 2:
         raise VdlibError(f"train upsampler: size: expected an even output size like 64 or 128, got {size!r}")
-    return TrainJob(f"upsampler_{out_size}", load_section("upsampler", params_file), train, out_size, **paths)
+    cfg = load_section("upsampler", params_file).for_size(out_size)
+    return TrainJob(f"upsampler_{out_size}", cfg, train, out_size, **paths)
