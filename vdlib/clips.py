@@ -6,6 +6,7 @@ exactly the batches an uninterrupted one would, whatever the number of DataLoade
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,24 @@ def to_model_range(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
 
 
+def framewise(clip: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Apply ``fn``, a map of (N, C, h, w) images to (N, C, h', w'), to every frame of (..., C, F, h, w)
+    clips: (..., C, F, h', w')."""
+    lead, (c, f, h, w) = clip.shape[:-4], clip.shape[-4:]
+    out = fn(clip.reshape(-1, c, f, h, w).transpose(1, 2).reshape(-1, c, h, w))
+    c, h, w = out.shape[1:]
+    return out.reshape(-1, f, c, h, w).transpose(1, 2).reshape(*lead, c, f, h, w)
+
+
 def resize_clip(clip: torch.Tensor, size: int) -> torch.Tensor:
     """Resize (..., C, F, H, W) frames to ``size`` (area when shrinking, bilinear when growing)."""
     if clip.shape[-1] == size:
         return clip
-    lead, (c, f, h, w) = clip.shape[:-4], clip.shape[-4:]
-    flat = clip.reshape(-1, c, f, h, w).transpose(1, 2).reshape(-1, c, h, w)
-    if size < w:
-        out = F.interpolate(flat, size=(size, size), mode="area")
-    else:
-        out = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False)
-    return out.reshape(-1, f, c, size, size).transpose(1, 2).reshape(*lead, c, f, size, size)
+    if size < clip.shape[-1]:
+        return framewise(clip, lambda x: F.interpolate(x, size=(size, size), mode="area"))
+    return framewise(
+        clip, lambda x: F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    )
 
 
 UPSCALE_TAPS = 6  # low-res pixels on a side that each output pixel of a fitted upscale reads
@@ -55,18 +63,19 @@ class Upscale:
         """(..., C, F, h, w) in [-1, 1] → (..., C, F, ``size``, ``size``) in [-1, 1]."""
         if self.weights is None:
             return resize_clip(clip, size)
-        lead, (c, f, h, w) = clip.shape[:-4], clip.shape[-4:]
+        c, h, w = clip.shape[-4], clip.shape[-2], clip.shape[-1]
         if size != 2 * w or h != w:
             raise ValueError(f"a fitted upscale doubles square frames: {h}x{w} to {size} px")
-        flat = clip.reshape(-1, c, f, h, w).transpose(1, 2).reshape(-1, c, h, w)
-        weights = torch.tensor(self.weights, dtype=flat.dtype, device=flat.device)
+        weights = torch.tensor(self.weights, dtype=clip.dtype, device=clip.device)
         taps = UPSCALE_TAPS
         kernel = weights[:, :-1].reshape(4, 1, taps, taps).repeat(c, 1, 1, 1)  # channel-major, 4 phases each
-        phases = F.conv2d(
-            F.pad(flat, _UPSCALE_PAD, mode="replicate"), kernel, weights[:, -1].repeat(c), groups=c
-        )
-        out = F.pixel_shuffle(phases, 2).clamp(-1, 1)
-        return out.reshape(-1, f, c, size, size).transpose(1, 2).reshape(*lead, c, f, size, size)
+
+        def upscale(flat: torch.Tensor) -> torch.Tensor:
+            padded = F.pad(flat, _UPSCALE_PAD, mode="replicate")
+            phases = F.conv2d(padded, kernel, weights[:, -1].repeat(c), groups=c)
+            return F.pixel_shuffle(phases, 2).clamp(-1, 1)
+
+        return framewise(clip, upscale)
 
     @classmethod
     def from_rows(cls, rows: Any) -> Upscale:

@@ -29,7 +29,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from vdlib.cascade import CascadeModel, run_model, to_uint8
 from vdlib.classifier import accuracy, identity_stability, predict, targets, train_classifier
-from vdlib.clips import resize_clip, to_model_range
+from vdlib.clips import framewise, resize_clip, to_model_range
 from vdlib.common import atomic_output, write_json
 from vdlib.config import CASCADE, EvaluateConfig, PoseConfig
 from vdlib.frames import ClipWindows, FrameStore, evenly_spaced
@@ -102,9 +102,9 @@ def upsampler_fidelity(
     low = resize_clip(torch.stack([to_model_range(clip) for clip in real]), size // 2)  # (C, 3, K, s, s)
     seeds = [seed + i for i in range(len(real))]
     made = run_model(model, 0, cond, real.shape[1], seeds, device, low).clip
-    flat = low.transpose(1, 2).flatten(0, 1)  # (C K, 3, s, s)
-    up = F.interpolate(flat, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-    bicubic = up.unflatten(0, low.shape[:1] + low.shape[2:3]).transpose(1, 2)  # (C, 3, K, S, S)
+    bicubic = framewise(  # (C, 3, K, S, S)
+        low, lambda x: F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+    )
     made_all = np.stack([to_uint8(made[i : i + 1]) for i in range(len(real))])
     bicubic_all = np.stack([to_uint8(bicubic[i : i + 1]) for i in range(len(real))])
     return {
