@@ -195,6 +195,35 @@ def test_batches_do_not_depend_on_the_number_of_workers(tiny_data):
     assert not torch.equal(serial[0]["clip"], serial[1]["clip"])
 
 
+def test_kept_frames_give_the_batches_made_when_asked(tiny_data):
+    """A training process keeps its model's resized frames (and an upsampler's low-res input) in
+    memory when they fit: its batches are the same numbers, bit for bit, as batches whose frames are
+    made when asked, for the base model, a bilinear upsampler and a fitted one."""
+    from vdlib.clips import BatchSpec, ModelFrames, fit_upscale, make_batch
+    from vdlib.frames import FrameStore
+    from vdlib.labels import read_labels
+
+    labels = read_labels(tiny_data / "labels.parquet")
+    store = FrameStore.open(tiny_data / "frames")
+    windows = ClipWindows((len(labels),), window=4, skip=1, val_fraction=0.05)
+    fitted = fit_upscale(store, windows.train_frames, 16)
+    specs = [
+        BatchSpec(size=8, batch=3, flip=True),
+        BatchSpec(size=16, batch=3, flip=False, lowres=True, crop=8),
+        BatchSpec(size=16, batch=3, flip=False, lowres=True, upscale=fitted),
+    ]
+    for spec in specs:
+        kept, made = ModelFrames(store, spec, keep_bytes=2**30), ModelFrames(store, spec)
+        assert kept.kept is not None and made.kept is None
+        assert ModelFrames(store, spec, keep_bytes=1000).kept is None  # too large to keep: made when asked
+        for step in range(3):
+            rows = windows.rows(windows.train_starts[[step, step + 5, 2 * step]])
+            a, b = (
+                make_batch(f, labels.cond, rows, torch.Generator().manual_seed(step)) for f in (kept, made)
+            )
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), spec
+
+
 def test_image_clips_are_unrelated_training_frames(tiny_data):
     """With base.image_prob, some clips are random frames from the training part (never the held-out
     tail), marked independent; the rest stay windows of consecutive frames."""

@@ -31,7 +31,16 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from vdlib.cascade import CascadeModel, run_model, to_uint8
-from vdlib.clips import BatchSpec, ClipBatches, Upscale, fit_upscale, make_batch, resize_clip, to_model_range
+from vdlib.clips import (
+    BatchSpec,
+    ClipBatches,
+    ModelFrames,
+    Upscale,
+    fit_upscale,
+    make_batch,
+    resize_clip,
+    to_model_range,
+)
 from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import ModelTrainConfig, SamplingConfig, TrainConfig, UpsamplerConfig
 from vdlib.cores import share_cores
@@ -150,9 +159,8 @@ def measure_residual_scale(
         return 0.0
     starts = evenly_spaced(windows.train_starts, 32)
     batch = make_batch(
-        store,
+        ModelFrames(store, BatchSpec(spec.size, spec.batch, False, lowres=True, upscale=spec.upscale)),
         cond,
-        BatchSpec(spec.size, spec.batch, False, lowres=True, upscale=spec.upscale),
         windows.rows(starts),
     )
     std = float((batch["clip"] - batch["lowres"]).std())
@@ -326,7 +334,8 @@ class JobData:
     def validation(self, diffusion: Diffusion, sample_aug: float | None, seed: int) -> ValidationSet:
         """The :class:`ValidationSet` of this data's held-out clips (centre crops when training crops)."""
         rows = self.windows.rows(self.windows.val_starts(VAL_CLIPS))
-        batch = _center_crop(make_batch(self.store, self.labels.cond, self.spec, rows), self.spec.crop)
+        batch = make_batch(ModelFrames(self.store, self.spec), self.labels.cond, rows)
+        batch = _center_crop(batch, self.spec.crop)
         return ValidationSet(batch, diffusion, self.residual, sample_aug, seed)
 
 
