@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from tests.conftest import assert_temporal_matches_its_plot, copy_project, dvc, git, make_git_project
 from vdlib.frames import FrameStore
@@ -174,6 +175,17 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     assert {e["type"] for e in sheet} == {"image"}
     assert {r for e in sheet for r in e["revisions"]} == {"HEAD", "workspace"}
     assert any(path.startswith("reports/train_base/samples/") for path in diff)
+
+    # render.cascade 1: the base model's 32 px videos alone, scored at their size; evaluate still
+    # scores every trained model.
+    out = dvc(project, "exp", "run", "-S", "render.cascade=1")
+    assert "Running stage 'evaluate'" in out
+    metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
+    assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
+    assert set(metrics["upsampler"]) == {"upsampler_64", "upsampler_128"}
+    assert metrics["sampling"]["evaluations_per_video"] == 3 * (1 + 1)
+    with Image.open(project / "reports" / "gifs" / "circle-red_seed0.gif") as gif:
+        assert gif.size == (32, 32)
 
     # A training param marks only the stages that read it: check (which reads every section) and
     # train_base. Evaluate reads each model's split and settings from its config.json, so it re-runs

@@ -11,6 +11,7 @@ project's git repository is checked too (``check_repository``).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,14 @@ from vdlib.config import (
 from vdlib.fetch import source_kind
 from vdlib.labels import ModelLabels
 
+# The output size of each upsampler stage (dvc.yaml's train_upsampler@SIZE), from its name.
+UPSAMPLER_SIZES = {name: int(name.rsplit("_", 1)[1]) for name in CASCADE[1:]}
 
-def cascade_sizes(base_size: int) -> dict[str, int]:
-    """The frame size each model of the cascade makes: the base's, then 2x per upsampler."""
-    return {name: base_size * 2**i for i, name in enumerate(CASCADE)}
+
+def pipeline_sizes(base_size: int) -> dict[str, int]:
+    """The frame size each model of the pipeline makes: ``base.size`` for the base model, and the
+    fixed output size of each upsampler stage (64 and 128 px)."""
+    return {"base": base_size, **UPSAMPLER_SIZES}
 
 
 def planned_labels(labels_cfg: Any) -> ModelLabels:
@@ -105,18 +110,25 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         if source_kind(source) == "local" and not Path(source).expanduser().exists():
             raise VdlibError(f"{cfg['fetch'].source_key(i)}: {source}: no such file or folder")
 
-    sizes = cascade_sizes(cfg["base"].size)
+    sizes = pipeline_sizes(cfg["base"].size)
+    rendered = CASCADE[: cfg["render"].cascade]
+    if any(2 * sizes[lower] != sizes[upper] for lower, upper in itertools.pairwise(rendered)):
+        made = " and ".join(f"{v} px" for v in UPSAMPLER_SIZES.values())
+        raise VdlibError(
+            f"render.cascade: expected 1 with base.size {cfg['base'].size} (the upsamplers make {made} "
+            f"frames, each from half that: a cascade of 2 or 3 needs base.size "
+            f"{UPSAMPLER_SIZES[CASCADE[1]] // 2}), got {cfg['render'].cascade}"
+        )
     largest = max(sizes.values())
     if cfg["extract"].size < largest:
         raise VdlibError(
-            f"extract.size: expected at least {largest} (the cascade's largest frames: "
+            f"extract.size: expected at least {largest} (the pipeline's largest frames: "
             f"{', '.join(f'{k} {v} px' for k, v in sizes.items())}), got {cfg['extract'].size}"
         )
-    up_sizes = [sizes[name] for name in CASCADE[1:]]
-    if cfg["upsampler"].crop > min(up_sizes):
+    if cfg["upsampler"].crop > min(UPSAMPLER_SIZES.values()):
         raise VdlibError(
-            f"upsampler.crop: expected 0 or at most {min(up_sizes)} (the smallest upsampler's frames), "
-            f"got {cfg['upsampler'].crop}"
+            f"upsampler.crop: expected 0 or at most {min(UPSAMPLER_SIZES.values())} (the smallest "
+            f"upsampler's frames), got {cfg['upsampler'].crop}"
         )
     for name in CASCADE:
         sampling = getattr(cfg["render"], name)

@@ -405,7 +405,7 @@ def open_evaluation(
     """Everything :func:`evaluate` reads: the params' evaluate, render and pose settings, the frame
     store, labels and rendered videos, and the models with their sampling settings (by place in the
     cascade, as rendering uses them) and data."""
-    from vdlib.cascade import load_cascade
+    from vdlib.cascade import load_cascade, open_model
     from vdlib.config import load_section
     from vdlib.device import resolve_device
     from vdlib.labels import read_labels
@@ -413,9 +413,14 @@ def open_evaluation(
     render_cfg = load_section("render", params_file)
     device = resolve_device(render_cfg.device, "render.device")
     names = CASCADE[: len(models)]
-    cascade = load_cascade(
-        list(models), render_cfg.sampling()[: len(models)], [f"render.{n}" for n in names], device
-    )
+    settings = [getattr(render_cfg, n) for n in names]
+    keys = [f"render.{n}" for n in names]
+    rendered = min(render_cfg.cascade, len(models))
+    # The models that made the videos must fit together, as render checked; every other model given
+    # (left out by render.cascade) is still scored on its own: validation loss, upsampler fidelity.
+    cascade = load_cascade(list(models)[:rendered], settings[:rendered], keys[:rendered], device)
+    left_out = zip(list(models)[rendered:], settings[rendered:], keys[rendered:], strict=True)
+    cascade += [open_model(folder, sampling, key, device) for folder, sampling, key in left_out]
     opened = {
         name: (m, JobData.for_model(Path(frames), Path(labels_path), m))
         for name, m in zip(names, cascade, strict=True)
