@@ -43,7 +43,7 @@ demo-digits: install  ## the pipeline on the fine-grained dataset (handwritten d
 
 # A real GPU run: bigger model, 64-frame clips at 10 fps, long training, 128-frame videos.
 QUALITY := \
-	-S extract.size=128 -S extract.fps=10 \
+	-S extract.resolution=128 -S extract.fps=10 \
 	-S train.compile=true -S train.workers=4 -S train.ckpt_every=1000 -S train.log_every=50 \
 	-S train.sample_every=5000 \
 	-S base.window=64 -S base.skip=0 -S base.steps=50000 -S base.batch=16 -S base.lr=0.0002 \

@@ -77,7 +77,7 @@ def quick_demo_data(work: Path, seconds: int = 20, size: int = 32) -> tuple[Path
     from vdlib.tables import LabelRangeWarning, timestamp_labels
 
     video = render_demo_video(DemoConfig(seconds=seconds, width=96, height=72), work / "demo.mkv")
-    store = extract_frames(video, work / "frames", ExtractConfig(size=size, fps=10))
+    store = extract_frames(video, work / "frames", ExtractConfig(resolution=size, fps=10))
     write_schedule_csv(demo_schedule(DemoConfig()), work / "demo.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LabelRangeWarning)  # the full demo's table over a short clip

@@ -43,7 +43,7 @@ def make_testsrc(path: Path, width: int, height: int, seconds: float, rate: int)
 
 def time_ffmpeg_alone(video: Path, cfg: ExtractConfig) -> float:
     """Seconds for ffmpeg to decode, sample, scale and pad ``video`` into ``-f null``."""
-    cmd = decode_command(video, cfg.size, cfg.fps, cfg.pad_color, output="-", output_format="null")
+    cmd = decode_command(video, cfg.resolution, cfg.fps, cfg.pad_color, output="-", output_format="null")
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -70,7 +70,7 @@ def bench(name: str, video: Path, cfg: ExtractConfig, repeats: int, workdir: Pat
     return {
         "input": name,
         "frames": frames,
-        "size": cfg.size,
+        "size": cfg.resolution,
         "fps_sampled": cfg.fps,
         "vdlib_frames_per_s": round(vdlib_fps, 1),
         "ffmpeg_frames_per_s": round(ffmpeg_fps, 1),
@@ -88,13 +88,13 @@ def run(quick: bool = False, repeats: int = 5) -> dict:
         if quick:
             demo = render_demo_video(DemoConfig(seconds=4, width=96, height=72), work / "demo.mkv")
             hd = make_testsrc(work / "hd.mp4", 640, 360, 2, 30)
-            cases = [("demo 96x72 4s", demo, ExtractConfig(size=32, fps=10)),
-                     ("testsrc2 640x360 2s", hd, ExtractConfig(size=64, fps=30))]  # fmt: skip
+            cases = [("demo 96x72 4s", demo, ExtractConfig(resolution=32, fps=10)),
+                     ("testsrc2 640x360 2s", hd, ExtractConfig(resolution=64, fps=30))]  # fmt: skip
         else:
             demo = render_demo_video(DemoConfig(), work / "demo.mkv")
             hd = make_testsrc(work / "hd.mp4", 1920, 1080, 10, 30)
-            cases = [("demo 192x144 120s", demo, ExtractConfig(size=128, fps=10)),
-                     ("testsrc2 1920x1080 10s", hd, ExtractConfig(size=128, fps=30))]  # fmt: skip
+            cases = [("demo 192x144 120s", demo, ExtractConfig(resolution=128, fps=10)),
+                     ("testsrc2 1920x1080 10s", hd, ExtractConfig(resolution=128, fps=30))]  # fmt: skip
         for name, video, cfg in cases:
             rows.append(bench(name, video, cfg, repeats, work))
     table = markdown_table(

@@ -39,7 +39,7 @@ def _frames(work: Path, seconds: float) -> Path:
          "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(video)],
         check=True,
     )  # fmt: skip
-    extract_frames(video, work / "frames", ExtractConfig(size=128, fps=10))
+    extract_frames(video, work / "frames", ExtractConfig(resolution=128, fps=10))
     return work / "frames"
 
 

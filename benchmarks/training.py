@@ -34,7 +34,7 @@ def _vdlib_step(frames: int, size: int, batch: int, model_cfg: dict[str, Any]):
     from vdlib.unet import UNet3D, UNetConfig
 
     model = UNet3D(UNetConfig(**model_cfg))
-    cfg = section_from_dict("base", {"size": size, "window": frames, "skip": 0})
+    cfg = section_from_dict("base", {"resolution": size, "window": frames, "skip": 0})
     diffusion = Diffusion(cfg.diffusion)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)

@@ -111,14 +111,14 @@ def models(demo_video, tmp_path_factory, tiny_model):
     from vdlib.train import TrainJob, train_model
 
     folder = tmp_path_factory.mktemp("models")
-    store = extract_frames(demo_video, folder / "frames", ExtractConfig(size=32, fps=10))
+    store = extract_frames(demo_video, folder / "frames", ExtractConfig(resolution=32, fps=10))
     write_schedule_csv(demo_schedule(DemoConfig()), folder / "demo.csv")  # names every shape and colour
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LabelRangeWarning)  # the table covers 120 s, the clip 8
         write_labels(timestamp_labels(store, [folder / "demo.csv"]), folder / "labels.parquet")
     train = TrainConfig(ckpt_every=100, log_every=10, threads=1)
     for kind, size, extra in (
-        ("base", 16, {"size": 16}),
+        ("base", 16, {"resolution": 16}),
         ("upsampler", 32, {"crop": 16, "mapping_channels": 4, "fitted_upscale_from": 32}),
     ):
         cfg = section_from_dict(
@@ -161,7 +161,7 @@ def small_store(tmp_path_factory, demo_video):
     from vdlib.extract import extract_frames
 
     return extract_frames(
-        demo_video, tmp_path_factory.mktemp("store") / "frames", ExtractConfig(size=32, fps=10)
+        demo_video, tmp_path_factory.mktemp("store") / "frames", ExtractConfig(resolution=32, fps=10)
     )
 
 
@@ -252,10 +252,12 @@ def copy_project(dest: Path) -> None:
 def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with models, steps and videos small enough for a test run of the whole cascade."""
     params["demo"].update({"seconds": 12, "width": 96, "height": 72})
-    params["extract"]["size"] = 128
+    params["extract"]["resolution"] = 128
     params["train"].update({"ckpt_every": 10, "log_every": 5, "threads": 1})
     # base 32 px → upsampler_64 → upsampler_128, as the stage names say.
-    params["base"].update({"size": 32, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL})
+    params["base"].update(
+        {"resolution": 32, "window": 6, "skip": 1, "steps": 10, "batch": 2, "model": TINY_MODEL}
+    )
     params["upsampler"].update({"window": 4, "skip": 0, "steps": 10, "fitted_steps": 6, "batch": 2,
                                 "crop": 16, "model": TINY_MODEL, "mapping_channels": 4})  # fmt: skip
     params["render"].update({"frames": 7, "count": 2})

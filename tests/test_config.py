@@ -82,6 +82,8 @@ def test_nested_section():
         ("extract", {"fps": "ten"}, "params: extract.fps: expected a number, got 'ten'"),
         ("extract", {"fps": -1}, "extract.fps: expected a positive number"),
         ("extract", {"sizee": 64}, "extract.sizee: unknown key (valid keys: allow_partial, end, fps"),
+        ("extract", {"size": 64}, "extract.size: renamed extract.resolution (DVC's run cache ignores"),
+        ("base", {"size": 64}, "base.size: renamed base.resolution"),
         ("extract", {"start": 5, "end": 2}, "extract.end: expected null or seconds after extract.start"),
         ("labels", {"kind": "audio"}, "labels.kind: expected none | timestamps | pose, got 'audio'"),
         ("labels", {"tables": "a.csv"}, "labels.tables: expected a list of strings, got 'a.csv'"),
@@ -125,6 +127,6 @@ def test_params_file_errors(tmp_path):
     bad.write_text("extract: [1, 2\n")
     with pytest.raises(ConfigError, match=r"params.yaml: not valid YAML"):
         load_section("extract", bad)
-    bad.write_text("extract:\n  size: big\n")
-    with pytest.raises(ConfigError, match=r"params.yaml: extract.size: expected an integer, got 'big'"):
+    bad.write_text("extract:\n  resolution: big\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: extract.resolution: expected an integer, got 'big'"):
         load_section("extract", bad)

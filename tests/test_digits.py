@@ -75,7 +75,7 @@ def test_command_writes_a_clip_whose_table_labels_every_frame(tmp_path):
     done = subprocess.run([vdlib, "digits-video", "-o", video, "--table", table, "--seconds", "8"],
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    store = extract_frames(video, tmp_path / "frames", ExtractConfig(size=32, fps=10))
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(resolution=32, fps=10))
     assert len(store) == 80
     labels = timestamp_labels(store, [table])
     assert set(labels.names) <= {f"digit={d}" for d in range(10)}

@@ -112,3 +112,21 @@ def test_dvc_status_names_exactly_the_stages_that_run_an_edited_file(tmp_path):
         within = {path, *(str(parent) for parent in Path(path).parents if str(parent) != ".")}
         reported = {stage for stage, deps in changed.items() if within & {d.rstrip("/") for d in deps}}
         assert reported == names, f"editing {path} re-runs {sorted(reported)}, expected {sorted(names)}"
+
+
+def test_every_param_is_part_of_dvcs_run_cache_key():
+    """DVC's run cache hashes a stage without the keys it treats as file metadata (``size``,
+    ``nfiles``), at any depth: a param of that name could change and the stage's old outputs be
+    restored from the cache instead of made. No param may have such a name."""
+    from dvc_data.hashfile.meta import Meta
+
+    hidden = {Meta.PARAM_SIZE, Meta.PARAM_NFILES}
+
+    def keys(node, prefix=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield f"{prefix}{key}", key
+                yield from keys(value, f"{prefix}{key}.")
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert [path for path, key in keys(params) if key in hidden] == []

@@ -45,7 +45,7 @@ def demo_store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evaluate")
     cfg = DemoConfig(width=96, height=72)
     video = render_demo_video(cfg, folder / "demo.mkv")
-    store = extract_frames(video, folder / "frames", ExtractConfig(size=32, fps=10))
+    store = extract_frames(video, folder / "frames", ExtractConfig(resolution=32, fps=10))
     write_schedule_csv(demo_schedule(DemoConfig()), folder / "demo.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LabelRangeWarning)

@@ -15,7 +15,7 @@ from vdlib.video import ffmpeg_exe
 
 
 def test_landscape_is_padded_top_and_bottom(tmp_path, landscape_video):
-    store = extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(size=64, fps=10))
+    store = extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(resolution=64, fps=10))
     assert len(store) == 20 and store.frames.shape == (20, 64, 64, 3)
     assert isinstance(store.frames, np.memmap)
     np.testing.assert_allclose(store.times, np.arange(20) / 10)
@@ -28,7 +28,7 @@ def test_landscape_is_padded_top_and_bottom(tmp_path, landscape_video):
 
 def test_portrait_is_padded_left_and_right_with_the_pad_colour(tmp_path, portrait_video):
     store = extract_frames(
-        portrait_video, tmp_path / "frames", ExtractConfig(size=32, fps=5, pad_color="white")
+        portrait_video, tmp_path / "frames", ExtractConfig(resolution=32, fps=5, pad_color="white")
     )
     assert len(store) == 10
     frame = np.asarray(store.frames[0]).astype(int)
@@ -39,7 +39,7 @@ def test_portrait_is_padded_left_and_right_with_the_pad_colour(tmp_path, portrai
 
 def test_trim_and_timestamps(tmp_path, landscape_video):
     store = extract_frames(
-        landscape_video, tmp_path / "frames", ExtractConfig(size=16, fps=10, start=0.5, end=1.5)
+        landscape_video, tmp_path / "frames", ExtractConfig(resolution=16, fps=10, start=0.5, end=1.5)
     )
     assert len(store) == 10
     np.testing.assert_allclose(store.times, 0.5 + np.arange(10) / 10)
@@ -47,21 +47,21 @@ def test_trim_and_timestamps(tmp_path, landscape_video):
 
 
 def test_extract_is_deterministic(tmp_path, landscape_video):
-    a = extract_frames(landscape_video, tmp_path / "a", ExtractConfig(size=32, fps=10))
-    b = extract_frames(landscape_video, tmp_path / "b", ExtractConfig(size=32, fps=10))
+    a = extract_frames(landscape_video, tmp_path / "a", ExtractConfig(resolution=32, fps=10))
+    b = extract_frames(landscape_video, tmp_path / "b", ExtractConfig(resolution=32, fps=10))
     assert np.array_equal(a.frames, b.frames)
 
 
 def test_rerun_replaces_an_existing_store(tmp_path, landscape_video):
     out = tmp_path / "frames"
-    extract_frames(landscape_video, out, ExtractConfig(size=16, fps=10))
-    store = extract_frames(landscape_video, out, ExtractConfig(size=16, fps=5))
+    extract_frames(landscape_video, out, ExtractConfig(resolution=16, fps=10))
+    store = extract_frames(landscape_video, out, ExtractConfig(resolution=16, fps=5))
     assert len(store) == 10 and leftovers(tmp_path) == []
 
 
 def test_png_folders_like_the_original_project(tmp_path, landscape_video):
     count = extract_png_folders(
-        landscape_video, tmp_path / "pngs", ExtractConfig(size=24, fps=10), max_file_count=8
+        landscape_video, tmp_path / "pngs", ExtractConfig(resolution=24, fps=10), max_file_count=8
     )
     assert count == 20
     folders = sorted(p.name for p in (tmp_path / "pngs").iterdir())
@@ -118,7 +118,7 @@ def test_audio_only_and_empty_container(tmp_path):
 
 def test_zero_frames_decoded(tmp_path, landscape_video):
     with pytest.raises(VdlibError, match=r"no frames decoded"):
-        extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(size=16, start=30.0))
+        extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(resolution=16, start=30.0))
     assert not (tmp_path / "frames").exists() and leftovers(tmp_path) == []
 
 
@@ -134,7 +134,7 @@ def truncated_video(tmp_path_factory):
 
 def test_truncated_video_fails_clearly_and_leaves_nothing(tmp_path, truncated_video):
     with pytest.raises(VdlibError) as err:
-        extract_frames(truncated_video, tmp_path / "frames", ExtractConfig(size=16, fps=10))
+        extract_frames(truncated_video, tmp_path / "frames", ExtractConfig(resolution=16, fps=10))
     message = str(err.value)
     assert "cut.mkv: truncated or corrupt: decoded" in message and "of 40 expected frames" in message
     assert "allow_partial" in message and "\n" not in message
@@ -145,7 +145,7 @@ def test_truncated_video_with_allow_partial_keeps_what_decodes(tmp_path, truncat
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         store = extract_frames(
-            truncated_video, tmp_path / "frames", ExtractConfig(size=16, fps=10, allow_partial=True)
+            truncated_video, tmp_path / "frames", ExtractConfig(resolution=16, fps=10, allow_partial=True)
         )
     assert 5 < len(store) < 38
     partial = [w for w in caught if issubclass(w.category, PartialVideoWarning)]
@@ -161,7 +161,7 @@ def test_memory_stays_bounded_for_a_long_video(tmp_path):
         "from vdlib.config import ExtractConfig\n"
         "from vdlib.extract import extract_frames\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "extract_frames(sys.argv[1], sys.argv[2], ExtractConfig(size=256, fps=25))\n"
+        "extract_frames(sys.argv[1], sys.argv[2], ExtractConfig(resolution=256, fps=25))\n"
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print((after - before) // 1024)\n"
     )
@@ -206,7 +206,7 @@ def _picture_box(store):
 def test_non_square_pixels_keep_the_display_aspect(tmp_path):
     # 176x144 storage pixels that are 128:117 wide are shown as about 192x144 (4:3).
     video = _white_clip(tmp_path / "sar.mp4", "176x144", vf="setsar=128/117")
-    store = extract_frames(video, tmp_path / "frames", ExtractConfig(size=128, fps=5))
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(resolution=128, fps=5))
     rows, cols = _picture_box(store)
     assert cols == 128 and abs(rows - 96) <= 1  # 75% of the height, not the 82% of square pixels
 
@@ -214,7 +214,7 @@ def test_non_square_pixels_keep_the_display_aspect(tmp_path):
 def test_a_rotated_phone_clip_comes_out_upright(tmp_path):
     # Stored landscape 160x90 with a 90 degree display rotation: shown portrait, padded left and right.
     video = _white_clip(tmp_path / "phone.mp4", "160x90", rotation=90)
-    store = extract_frames(video, tmp_path / "frames", ExtractConfig(size=128, fps=5))
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(resolution=128, fps=5))
     rows, cols = _picture_box(store)
     assert rows == 128 and abs(cols - 72) <= 1
 
@@ -225,10 +225,10 @@ def test_many_videos_go_into_one_store_with_their_ids(tmp_path, landscape_video,
     (folder / "a.mp4").write_bytes(landscape_video.read_bytes())
     (folder / "b.mkv").write_bytes(portrait_video.read_bytes())
     (folder / "notes.txt").write_text("not a video")
-    store = extract_frames(folder, tmp_path / "frames", ExtractConfig(size=32, fps=5))
+    store = extract_frames(folder, tmp_path / "frames", ExtractConfig(resolution=32, fps=5))
     assert store.video_names == ["a", "b"] and store.video_lengths == [10, 10]
     assert list(store.videos) == [0] * 10 + [1] * 10
     assert np.allclose(store.times, np.tile(np.arange(10) / 5, 2))  # time within each video
     assert [v["source_size"] for v in store.meta["videos"]] == [[320, 240], [120, 240]]
     with pytest.raises(VdlibError, match="no video files in this folder"):
-        extract_frames(tmp_path / "frames", tmp_path / "other", ExtractConfig(size=32, fps=5))
+        extract_frames(tmp_path / "frames", tmp_path / "other", ExtractConfig(resolution=32, fps=5))

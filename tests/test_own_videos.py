@@ -198,8 +198,8 @@ def test_a_wrong_render_label_stops_before_any_work(tmp_path):
     for change, message in (
         ("render.cascade=5", "render.cascade: expected 1 to 3"),
         (
-            "base.size=64",
-            "render.cascade: expected 1 with base.size 64 (the upsamplers make 64 px and 128 px",
+            "base.resolution=64",
+            "render.cascade: expected 1 with base.resolution 64 (the upsamplers make 64 px and 128 px",
         ),
         ("render.base.sampler=heun", "render.base.sampler: expected ddpm | ddim | dpmsolver++"),
         ("labels.kind=none", "render.labels[0]: the model is trained without labels (labels.kind: none)"),

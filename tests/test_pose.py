@@ -22,7 +22,7 @@ K = {name: i for i, name in enumerate(KEYPOINTS)}
 def bus_store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bus")
     video = photo_video(ultralytics_asset("bus.jpg"), folder / "bus.mp4")
-    return extract_frames(video, folder / "frames", ExtractConfig(size=128, fps=10))
+    return extract_frames(video, folder / "frames", ExtractConfig(resolution=128, fps=10))
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,14 @@ def test_keypoints_are_anatomically_plausible(bus_labels):
 
 
 def test_frames_without_people_get_zeros(tmp_path, landscape_video):
-    store = extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(size=64, fps=4))
+    store = extract_frames(landscape_video, tmp_path / "frames", ExtractConfig(resolution=64, fps=4))
     labels = pose_labels(store, PoseConfig(batch=4))
     assert not labels.person.any() and not labels.cond.any()
 
 
 def test_zidane_upper_body(tmp_path):
     video = photo_video(ultralytics_asset("zidane.jpg"), tmp_path / "zidane.mp4", seconds=1)
-    store = extract_frames(video, tmp_path / "frames", ExtractConfig(size=128, fps=5))
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(resolution=128, fps=5))
     labels = pose_labels(store, PoseConfig(batch=5))
     assert labels.person.all()
     assert mean_y(labels, "nose") < mean_y(labels, "left_shoulder")

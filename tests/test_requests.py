@@ -116,7 +116,7 @@ def write_changed(tmp_path, **changes):
             {"render.timelines": ["labels/tables/demo.csv"]},
             "render.timelines[0]: labels/tables/demo.csv: expected a file under labels/timelines/",
         ),
-        ({"extract.size": 64}, "extract.size: expected at least 128"),
+        ({"extract.resolution": 64}, "extract.resolution: expected at least 128"),
         ({"render.base.context": 16}, "render.base.context: expected 0 to 15"),  # window_frames 16
         (
             {"render.base.window_frames": None, "render.base.context": 8},  # the training length, 8

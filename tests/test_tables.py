@@ -125,7 +125,7 @@ def test_tables_name_the_video_of_each_row_in_a_store_of_many(tmp_path, landscap
     folder.mkdir()
     (folder / "city.mp4").write_bytes(landscape_video.read_bytes())
     (folder / "hall.mkv").write_bytes(portrait_video.read_bytes())
-    store = extract_frames(folder, tmp_path / "frames", ExtractConfig(size=32, fps=5))
+    store = extract_frames(folder, tmp_path / "frames", ExtractConfig(resolution=32, fps=5))
     table = tmp_path / "t.csv"
     table.write_text("start,end,label,video\n0,1,day,city\n1,2,night,city\n0,2,night,hall\n")
     labels = timestamp_labels(store, [table])

@@ -21,7 +21,7 @@ from vdlib.config import ExtractConfig, TrainConfig, section_from_dict
 from vdlib.extract import extract_frames
 from vdlib.frames import ClipWindows
 from vdlib.labels import Labels, write_labels
-from vdlib.train import TrainJob, lr_at, train_model
+from vdlib.train import TrainJob, lr_at, train_model, unet_config
 
 
 def test_windows_take_x_frames_from_n_skipping_m():
@@ -67,7 +67,7 @@ def tiny_data(tmp_path_factory):
     """A 2 s test-source clip at 12 fps, 16 px frames (24 frames, ~16 training clips), with labels."""
     folder = tmp_path_factory.mktemp("tinydata")
     video = make_testsrc(folder / "src.mp4", 160, 120, 2)
-    store = extract_frames(video, folder / "frames", ExtractConfig(size=16, fps=12))
+    store = extract_frames(video, folder / "frames", ExtractConfig(resolution=16, fps=12))
     cond = np.zeros((len(store), 2), np.float32)
     cond[: len(store) // 2, 0] = 1
     cond[len(store) // 2 :, 1] = 1
@@ -78,7 +78,7 @@ def tiny_data(tmp_path_factory):
 def tiny_job(folder: Path, out: Path, **overrides) -> TrainJob:
     cfg = section_from_dict(
         "base",
-        {"size": 16, "window": 4, "skip": 0, "batch": 4, "lr": 3e-3, "warmup": 10, "ema_decay": 0.9,
+        {"resolution": 16, "window": 4, "skip": 0, "batch": 4, "lr": 3e-3, "warmup": 10, "ema_decay": 0.9,
          "image_prob": 0.0, "diffusion": {"min_snr_gamma": 0.0}, "model": TINY_MODEL, **overrides},
     )  # fmt: skip
     train = TrainConfig(ckpt_every=50, val_every=50, log_every=10, threads=1)
@@ -108,8 +108,8 @@ def write_project(root: Path, data: Path, steps: int, ckpt_every: int, **train) 
     root.mkdir(parents=True)
     params = {
         "train": {"seed": 3, "ckpt_every": ckpt_every, "log_every": 5, "threads": 1, **train},
-        "base": {"size": 16, "window": 4, "skip": 0, "steps": steps, "batch": 2, "lr": 2e-3, "warmup": 5,
-                 "model": {**TINY_MODEL, "dropout": 0.1}},  # masks from Stream.DROPOUT
+        "base": {"resolution": 16, "window": 4, "skip": 0, "steps": steps, "batch": 2, "lr": 2e-3,
+                 "warmup": 5, "model": {**TINY_MODEL, "dropout": 0.1}},  # masks from Stream.DROPOUT
     }  # fmt: skip
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
@@ -348,3 +348,11 @@ def test_a_killed_process_stops_the_job_with_one_line_and_a_rerun_resumes(tiny_d
 
     out = finish(run_stage(project, tiny_data))
     assert "resuming from step" in out and (project / "models" / "base" / "model.safetensors").exists()
+
+
+def test_pose_labels_are_drawn_as_maps_for_the_base_model_only():
+    base, up = section_from_dict("base", {}), section_from_dict("upsampler", {})
+    assert unet_config(base, 51, "pose").keypoint_maps == 17  # 17 keypoints (x, y, confidence)
+    assert unet_config(base, 6, "timestamps").keypoint_maps == 0
+    assert unet_config(section_from_dict("base", {"keypoint_maps": False}), 51, "pose").keypoint_maps == 0
+    assert unet_config(up, 51, "pose").keypoint_maps == 0  # trained on crops: its low-res input places things

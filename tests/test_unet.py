@@ -233,3 +233,35 @@ def test_dropout_draws_its_masks_from_the_generator_it_is_given():
             outs.append(model(x, t))
     assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
     assert torch.equal(model.eval()(x, t), model(x, t))  # no dropout at evaluation
+
+
+def test_keypoint_maps_peak_where_the_pose_puts_each_keypoint():
+    model = UNet3D(tiny_unet(cond_dim=7, keypoint_maps=2))
+    x = torch.zeros(1, 3, 2, 16, 16)
+    cond = torch.zeros(1, 2, 7)
+    centre = (torch.tensor([4, 12, 14, 1]) + 0.5) / 16  # pixel centres: (x, y) = columns 4, 14; rows 12, 1
+    cond[0, 0, :6] = torch.tensor([centre[0], centre[1], 1.0, centre[2], centre[3], 0.5])
+    cond[0, 1, :6] = torch.tensor([0.5, 0.5, 0.0, centre[2], centre[3], 1.0])  # the first keypoint not seen
+    maps = model.keypoint_maps(cond, None, x)
+    assert maps.shape == (1, 2, 2, 16, 16)
+    peak = [divmod(int(maps[0, k, 0].argmax()), 16) for k in range(2)]
+    assert peak == [(12, 4), (1, 14)]  # (row, column)
+    assert maps[0, 0, 1].abs().max() == 0  # confidence 0: no map
+    assert torch.allclose(maps[0, 1, 0].max() * 2, maps[0, 1, 1].max())  # weighted by confidence
+    assert model.keypoint_maps(cond, torch.tensor([False]), x).abs().max() == 0  # dropped labels
+
+
+def test_a_moved_keypoint_changes_the_output_and_dropped_poses_are_no_labels():
+    model = randomize(UNet3D(tiny_unet(cond_dim=6, keypoint_maps=2)))
+    x = torch.randn(1, 3, 4, 16, 16)
+    t = torch.tensor([500])
+    cond = torch.tensor([[[0.2, 0.2, 1.0, 0.8, 0.8, 1.0]] * 4])
+    moved = cond.clone()
+    moved[0, 1, 0] = 0.7
+    with torch.no_grad():
+        out = model(x, t, cond=cond, cond_mask=torch.tensor([True]))
+        out_moved = model(x, t, cond=moved, cond_mask=torch.tensor([True]))
+        dropped = model(x, t, cond=cond, cond_mask=torch.tensor([False]))
+        none = model(x, t)
+    assert (out - out_moved)[:, :, 1].abs().max() > 1e-3
+    assert torch.allclose(dropped, none)

@@ -37,7 +37,7 @@ UPSAMPLER_SIZES = {name: int(name.rsplit("_", 1)[1]) for name in CASCADE[1:]}
 
 
 def pipeline_sizes(base_size: int) -> dict[str, int]:
-    """The frame size each model of the pipeline makes: ``base.size`` for the base model, and the
+    """The frame size each model of the pipeline makes: ``base.resolution`` for the base model, and the
     fixed output size of each upsampler stage (64 and 128 px)."""
     return {"base": base_size, **UPSAMPLER_SIZES}
 
@@ -110,20 +110,20 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         if source_kind(source) == "local" and not Path(source).expanduser().exists():
             raise VdlibError(f"{cfg['fetch'].source_key(i)}: {source}: no such file or folder")
 
-    sizes = pipeline_sizes(cfg["base"].size)
+    sizes = pipeline_sizes(cfg["base"].resolution)
     rendered = CASCADE[: cfg["render"].cascade]
     if any(2 * sizes[lower] != sizes[upper] for lower, upper in itertools.pairwise(rendered)):
         made = " and ".join(f"{v} px" for v in UPSAMPLER_SIZES.values())
         raise VdlibError(
-            f"render.cascade: expected 1 with base.size {cfg['base'].size} (the upsamplers make {made} "
-            f"frames, each from half that: a cascade of 2 or 3 needs base.size "
+            f"render.cascade: expected 1 with base.resolution {cfg['base'].resolution} (the upsamplers "
+            f"make {made} frames, each from half that: a cascade of 2 or 3 needs base.resolution "
             f"{UPSAMPLER_SIZES[CASCADE[1]] // 2}), got {cfg['render'].cascade}"
         )
     largest = max(sizes.values())
-    if cfg["extract"].size < largest:
+    if cfg["extract"].resolution < largest:
         raise VdlibError(
-            f"extract.size: expected at least {largest} (the pipeline's largest frames: "
-            f"{', '.join(f'{k} {v} px' for k, v in sizes.items())}), got {cfg['extract'].size}"
+            f"extract.resolution: expected at least {largest} (the pipeline's largest frames: "
+            f"{', '.join(f'{k} {v} px' for k, v in sizes.items())}), got {cfg['extract'].resolution}"
         )
     if cfg["upsampler"].crop > min(UPSAMPLER_SIZES.values()):
         raise VdlibError(

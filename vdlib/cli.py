@@ -58,7 +58,7 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 
 def _extract_config(args: argparse.Namespace) -> ExtractConfig:
     cfg = ExtractConfig(
-        size=args.size,
+        resolution=args.size,
         fps=args.fps,
         pad_color=args.pad_color,
         start=args.start,
@@ -77,7 +77,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         count = extract_png_folders(args.video, args.output, cfg, max_file_count=args.max_file_count)
     else:
         count = len(extract_frames(args.video, args.output, cfg))
-    print(f"wrote {count} frames of {cfg.size}x{cfg.size} to {args.output}")
+    print(f"wrote {count} frames of {cfg.resolution}x{cfg.resolution} to {args.output}")
 
 
 def _write_labels_outputs(args: argparse.Namespace, cfg: LabelsConfig) -> None:
@@ -262,7 +262,7 @@ def _add_extract(sub: Subparsers) -> None:
     p = sub.add_parser("extract", help="decode a video into square frames (frame store or PNG folders)")
     p.add_argument("video", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--size", type=int, default=ext.size, help="side of the square frames (pixels)")
+    p.add_argument("--size", type=int, default=ext.resolution, help="side of the square frames (pixels)")
     p.add_argument("--fps", type=float, default=ext.fps, help="frames sampled per second of video")
     p.add_argument("--pad-color", default=ext.pad_color, help="ffmpeg colour for the padding")
     p.add_argument("--start", type=float, default=ext.start, help="first second to extract")

@@ -152,7 +152,7 @@ def pose_cond(
 
     with tempfile.TemporaryDirectory(prefix="vdlib-pose-") as tmp:
         store_dir = Path(tmp) / "frames"
-        extract_frames(source, store_dir, ExtractConfig(size=size, fps=fps))
+        extract_frames(source, store_dir, ExtractConfig(resolution=size, fps=fps))
         store = FrameStore.open(store_dir)
         if len(store) < frames:
             raise VdlibError(

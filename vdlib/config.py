@@ -90,9 +90,9 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """Frame extraction: square size, sampling rate, padding colour and optional trim."""
+    """Frame extraction: square side (``resolution``), sampling rate, padding colour and optional trim."""
 
-    size: int = 128
+    resolution: int = 128
     fps: float = 10.0
     pad_color: str = "black"
     start: float | None = None
@@ -100,8 +100,8 @@ class ExtractConfig:
     allow_partial: bool = False
 
     def validate(self, where: str) -> None:
-        if self.size < 8:
-            _fail(where, "extract.size", "an integer >= 8 (pixels)", self.size)
+        if self.resolution < 8:
+            _fail(where, "extract.resolution", "an integer >= 8 (pixels)", self.resolution)
         if self.fps <= 0:
             _fail(where, "extract.fps", "a positive number of frames per second", self.fps)
         if self.start is not None and self.start < 0:
@@ -331,9 +331,9 @@ class ModelTrainConfig:
 
 @dataclass(frozen=True)
 class BaseConfig(ModelTrainConfig):
-    """The base model: clips at ``size`` pixels. Defaults are the CPU recipe of the shipped params."""
+    """The base model: clips at ``resolution`` pixels. Defaults are the CPU recipe of the shipped params."""
 
-    size: int = 32
+    resolution: int = 32
     steps: int = 3600
     batch: int = 2
     context_prob: float = 0.1  # joint windows need no given frames; chained ones learn from this share
@@ -342,12 +342,14 @@ class BaseConfig(ModelTrainConfig):
         default_factory=lambda: ModelParams(channels=24, temporal_conv=True, temporal_attn_levels=[1, 2])
     )
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
+    keypoint_maps: bool = True  # pose labels also drawn as one map per keypoint, extra input channels
 
     def validate(self, where: str, prefix: str = "base") -> None:
         super().validate(where, prefix)
         step = self.model.size_multiple
-        if self.size < 8 or self.size % step:
-            _fail(where, f"{prefix}.size", f"a multiple of {step} (2 ^ levels-1), >= 8", self.size)
+        if self.resolution < 8 or self.resolution % step:
+            expected = f"a multiple of {step} (2 ^ levels-1), >= 8"
+            _fail(where, f"{prefix}.resolution", expected, self.resolution)
 
 
 @dataclass(frozen=True)
@@ -604,6 +606,10 @@ def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} for {key}")
 
 
+# Params renamed since a release: the old name gets a one-line pointer to the new one.
+RENAMED = {"extract.size": "extract.resolution", "base.size": "base.resolution"}
+
+
 def _build(cls: type[T], data: Any, where: str, prefix: str) -> T:
     if data is None:
         data = {}
@@ -612,6 +618,10 @@ def _build(cls: type[T], data: Any, where: str, prefix: str) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - fields)
+    if unknown and f"{prefix}.{unknown[0]}" in RENAMED:
+        old = f"{prefix}.{unknown[0]}"
+        why = "DVC's run cache ignores params named size"
+        raise ConfigError(f"{where}: {old}: renamed {RENAMED[old]} ({why})")
     if unknown:
         raise ConfigError(
             f"{where}: {prefix}.{unknown[0]}: unknown key (valid keys: {', '.join(sorted(fields))})"

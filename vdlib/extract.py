@@ -120,13 +120,13 @@ def extract_frames(video: str | Path | list[str | Path], out: str | Path, cfg: E
     names = video_names(videos)
     times, ids, listed = [], [], []
     with atomic_output(out) as tmp:
-        writer = FrameStoreWriter(tmp, cfg.size)
+        writer = FrameStoreWriter(tmp, cfg.resolution)
         try:
             for number, path in enumerate(videos):
 
                 def run(result: DecodeResult, report: Callable[[int], None], path: Path = path) -> None:
                     decode_to_file(
-                        path, writer.file, cfg.size, cfg.fps, cfg.pad_color, cfg.start, cfg.end,
+                        path, writer.file, cfg.resolution, cfg.fps, cfg.pad_color, cfg.start, cfg.end,
                         result=result, on_progress=report,
                     )  # fmt: skip
 
@@ -177,7 +177,9 @@ def extract_png_folders(
         tmp.mkdir(parents=True)
 
         def run(result: DecodeResult, report: Callable[[int], None]) -> None:
-            chunks = decode_frames(video, cfg.size, cfg.fps, cfg.pad_color, cfg.start, cfg.end, result=result)
+            chunks = decode_frames(
+                video, cfg.resolution, cfg.fps, cfg.pad_color, cfg.start, cfg.end, result=result
+            )
             written = 0
             for chunk in chunks:
                 for frame in chunk:

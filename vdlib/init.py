@@ -111,7 +111,7 @@ def _synthetic_batch(cfg: ModelTrainConfig, size: int, frames: int, cond_dim: in
     return batch
 
 
-def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, steps: int = 4) -> float:
+def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, kind: str, steps: int = 4) -> float:
     """Measured seconds of one training step of ``cfg``'s model on this machine (after a warm-up)."""
     import torch
 
@@ -124,7 +124,7 @@ def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, steps: int
     precision = resolve_precision("auto", device, "train.precision")
     torch.manual_seed(0)
     is_up = isinstance(cfg, UpsamplerConfig)
-    model = UNet3D(unet_config(cfg, cond_dim)).to(device)
+    model = UNet3D(unet_config(cfg, cond_dim, kind)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     diffusion = Diffusion(cfg.diffusion)
     crop = cfg.crop if is_up and cfg.crop else size
@@ -241,9 +241,9 @@ def plan_params(
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     if probe_speed:
-        base_s = seconds_per_step(base, base.size, cond_dim)
+        base_s = seconds_per_step(base, base.resolution, cond_dim, section["kind"])
         up = section_from_dict("upsampler", params["upsampler"])
-        up_s = seconds_per_step(up, 2 * base.size, cond_dim)
+        up_s = seconds_per_step(up, 2 * base.resolution, cond_dim, section["kind"])
         base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
         up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
         fitted_steps = max(20, int(up_steps * FITTED_SHARE))

@@ -42,7 +42,7 @@ from vdlib.clips import (
     to_model_range,
 )
 from vdlib.common import VdlibError, atomic_output, progress
-from vdlib.config import ModelTrainConfig, SamplingConfig, TrainConfig, UpsamplerConfig
+from vdlib.config import BaseConfig, ModelTrainConfig, SamplingConfig, TrainConfig, UpsamplerConfig
 from vdlib.cores import share_cores
 from vdlib.device import autocast, resolve_device, resolve_precision
 from vdlib.diffusion import Diffusion
@@ -90,9 +90,10 @@ class TrainJob:
 # --------------------------------------------------------------------------------------------------
 
 
-def unet_config(cfg: ModelTrainConfig, cond_dim: int) -> UNetConfig:
-    """The network's config from the params and the label size."""
+def unet_config(cfg: ModelTrainConfig, cond_dim: int, kind: str = "none") -> UNetConfig:
+    """The network's config from the params, the label size and the labels' kind."""
     m = cfg.model
+    pose_maps = kind == "pose" and isinstance(cfg, BaseConfig) and cfg.keypoint_maps
     extra = (
         {"lowres": True, "mapping_channels": cfg.mapping_channels} if isinstance(cfg, UpsamplerConfig) else {}
     )
@@ -106,6 +107,7 @@ def unet_config(cfg: ModelTrainConfig, cond_dim: int) -> UNetConfig:
         temporal_conv=m.temporal_conv,
         temporal_attn_levels=m.temporal_attn_levels,  # a tuple in UNetConfig
         cond_dim=cond_dim,
+        keypoint_maps=cond_dim // 3 if pose_maps else 0,  # pose labels: (x, y, confidence) per keypoint
         **extra,
     )
 
@@ -296,7 +298,7 @@ class JobData:
         if job.size > store.size:
             raise VdlibError(
                 f"{job.prefix}: size {job.size} is larger than the stored frames ({store.size}); "
-                "raise extract.size"
+                "raise extract.resolution"
             )
         windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
         windows.check(str(job.frames), job.prefix)
@@ -481,7 +483,7 @@ def start_run(job: TrainJob) -> Run:
     cfg = job.cfg
     data = JobData.open(job)
     torch.manual_seed(job.train.seed)  # the initial weights: the one draw from torch's global generator
-    model = UNet3D(unet_config(cfg, data.labels.dim)).to(device)
+    model = UNet3D(unet_config(cfg, data.labels.dim, data.labels.kind)).to(device)
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), foreach=True
@@ -722,7 +724,7 @@ def train_job_from_params(
     train = load_section("train", params_file)
     if kind == "base":
         cfg = load_section("base", params_file)
-        return TrainJob("base", cfg, train, cfg.size, **paths)
+        return TrainJob("base", cfg, train, cfg.resolution, **paths)
     if kind != "upsampler":
         raise VdlibError(f"train: expected 'base' or 'upsampler', got {kind!r}")
     try:

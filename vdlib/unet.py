@@ -9,6 +9,11 @@ Every frame has its own embedding: noise level + frame position + an MLP of that
 vector (a learned null embedding where labels are absent or dropped), plus the noise-augmentation
 level for upsamplers. It scales and shifts each ResNet block's GroupNorm per frame.
 
+Pose-labelled base models can also *see* their labels: with ``keypoint_maps`` K, the label vector's
+K (x, y, confidence) keypoints are drawn as K Gaussian maps at the frame's size (weighted by
+confidence; zeros where labels are dropped) and given as extra input channels, so a convolution
+finds where each body part should be instead of decoding it from an embedding.
+
 Optional inputs:
 - ``context`` / ``context_mask``: clean frames given for some positions (e.g. the last frames of the
   previous window), concatenated as extra input channels with the mask.
@@ -57,6 +62,8 @@ class UNetConfig:
     mapping_channels: int = 32  # width of the upsampler's mapping network
     temporal_conv: bool = False  # a residual convolution over time after every ResNet block
     temporal_attn_levels: tuple[int, ...] | None = None  # levels with temporal attention; None = all
+    keypoint_maps: int = 0  # cond holds this many (x, y, confidence) keypoints, also drawn as input maps
+    keypoint_sigma: float = 0.03  # their Gaussian's width, a fraction of the frame's side
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mults", tuple(self.mults))
@@ -267,8 +274,10 @@ class UNet3D(nn.Module):
                 nn.Linear(cfg.cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
             )
         self.null_cond = nn.Parameter(torch.zeros(emb_dim))
-        # Input: noisy clip + context frames + context mask (+ low-res clip for upsamplers).
-        in_ch = 2 * cfg.image_channels + 1 + (cfg.image_channels if cfg.lowres else 0)
+        # Input: noisy clip + context frames + context mask (+ low-res clip for upsamplers, + keypoint maps).
+        in_ch = 2 * cfg.image_channels + 1 + (cfg.image_channels if cfg.lowres else 0) + cfg.keypoint_maps
+        if cfg.keypoint_maps and 3 * cfg.keypoint_maps > cfg.cond_dim:
+            raise ValueError(f"{cfg.keypoint_maps} keypoint maps need cond_dim >= {3 * cfg.keypoint_maps}")
         if cfg.lowres:
             self.aug_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
             m = cfg.mapping_channels
@@ -375,6 +384,26 @@ class UNet3D(nn.Module):
             emb = emb + self.aug_mlp(sinusoidal(level * 1000.0, ch))[:, None, :]
         return emb
 
+    def keypoint_maps(
+        self, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, x: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, K, F, H, W) Gaussian maps of the K keypoints in ``cond`` (B, F, D), for a clip ``x`` (B, C,
+        F, H, W); zeros where there are no labels or ``cond_mask`` is False."""
+        b, _c, frames, h, w = x.shape
+        k = self.cfg.keypoint_maps
+        if cond is None:
+            return x.new_zeros(b, k, frames, h, w)
+        points = cond[..., : 3 * k].reshape(b, frames, k, 3).to(x.dtype)
+        px, py, conf = points.unbind(-1)  # (B, F, K) each; x and y in [0, 1] of the frame
+        if cond_mask is not None:
+            conf = conf * cond_mask.to(x.dtype)[:, None, None]
+        scale = -0.5 / self.cfg.keypoint_sigma**2
+        xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w
+        ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h
+        gx = torch.exp(scale * (xs - px[..., None]) ** 2)  # (B, F, K, W)
+        gy = torch.exp(scale * (ys - py[..., None]) ** 2) * conf[..., None]  # (B, F, K, H)
+        return torch.einsum("bfkh,bfkw->bkfhw", gy, gx)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -412,6 +441,8 @@ class UNet3D(nn.Module):
                 raise ValueError("an upsampler needs the low-res clip (lowres)")
             modulation = iter(lowres_modulation or self.lowres_modulation(lowres))
             inputs.append(lowres)
+        if self.cfg.keypoint_maps:
+            inputs.append(self.keypoint_maps(cond, cond_mask, x))
         stacked = rearrange(torch.cat(inputs, dim=1), "b c f h w -> (b f) c h w")
         # Channels-last activations: oneDNN convolves them without reordering, and spatial attention
         # reads them without a copy (with the fused modulation below, a CPU training step of the
