@@ -145,6 +145,10 @@ def test_pose_with_a_real_person_and_auto_requests(tmp_path):
     assert rows[0] == "video,keypoint_distance,person_found"
     names = [r.split(",")[0] for r in rows[1:]]
     assert names == ["pose-heldout-zidane_seed0", "real_heldout", "real_heldout_at_base"]
+    models = ("base", "upsampler_64", "upsampler_128")
+    unet = {m: json.loads((project / "models" / m / "config.json").read_text())["unet"] for m in models}
+    assert unet["base"]["keypoint_maps"] == 17  # the poses drawn as maps: the base model only
+    assert unet["upsampler_64"]["keypoint_maps"] == unet["upsampler_128"]["keypoint_maps"] == 0
 
 
 def test_three_videos_in_one_dataset(tmp_path):
