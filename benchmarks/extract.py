@@ -23,7 +23,7 @@ from common import bench_main, markdown_table
 from vdlib.config import DemoConfig, ExtractConfig
 from vdlib.demo import render_demo_video
 from vdlib.extract import extract_frames
-from vdlib.video import decode_command, ffmpeg_exe
+from vdlib.video import FrameFit, decode_command, ffmpeg_exe
 
 TARGET_RATIO = 1.25  # ffmpeg-alone fps / vdlib fps must stay below this (vdlib >= 0.8x ffmpeg)
 
@@ -43,7 +43,9 @@ def make_testsrc(path: Path, width: int, height: int, seconds: float, rate: int)
 
 def time_ffmpeg_alone(video: Path, cfg: ExtractConfig) -> float:
     """Seconds for ffmpeg to decode, sample, scale and pad ``video`` into ``-f null``."""
-    cmd = decode_command(video, cfg.resolution, cfg.fps, cfg.pad_color, output="-", output_format="null")
+    cmd = decode_command(
+        video, FrameFit.square(cfg.resolution), cfg.fps, cfg.pad_color, output="-", output_format="null"
+    )
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start

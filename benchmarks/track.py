@@ -88,7 +88,9 @@ def real_clips(frames: Path, params: Path, size: int, length: int = 16) -> list[
     clips = []
     for part in windows.held_out_parts:
         for start in range(0, len(part) - span + 1, stride):  # every start at the generated rate
-            clips.append(resize_frames(store.frames[part[start : start + span : stride]], size))
+            clips.append(
+                resize_frames(store.frames[part[start : start + span : stride]], store.shape_at(size))
+            )
     return clips
 
 
@@ -107,7 +109,7 @@ def run(
     """The table: real held-out clips first, then each render (and with ``shuffle``, the real clips
     with their frames in random order: what a boiling, teleporting object scores)."""
     generated = {name: rendered_videos(folder) for name, folder in renders}
-    size = next(iter(generated.values()))[0].shape[1] if generated else 32
+    size = min(next(iter(generated.values()))[0].shape[1:3]) if generated else 32
     real = real_clips(frames, params, size)
     results = {"real held-out": track_stats(real, kind)}
     if shuffle:

@@ -208,7 +208,7 @@ def test_training_samples_are_made_as_rendering_makes_videos(models, name, tmp_p
     """The last training sample GIF (real | generated) holds exactly the frames the render path makes
     from the saved model for the same held-out clip, labels, low-res input and seed."""
     from vdlib.cascade import to_uint8
-    from vdlib.clips import resize_clip, to_model_range
+    from vdlib.clips import half, resize_clip, to_model_range
     from vdlib.train import SAMPLE_SETTINGS, JobData
     from vdlib.video import write_gif
 
@@ -216,9 +216,9 @@ def test_training_samples_are_made_as_rendering_makes_videos(models, name, tmp_p
     data = JobData.for_model(models / "frames", models / "labels.parquet", model)
     row = data.windows.rows(data.windows.val_starts(1))[0]
     stored = to_model_range(data.store.frames[row])[None]
-    lowres = resize_clip(stored, model.size // 2) if model.is_upsampler else None
+    lowres = resize_clip(stored, half(model.shape)) if model.is_upsampler else None
     made = run_model(model, 0, data.labels.cond[row][None], len(row), [int(model.meta["seed"])], CPU, lowres)
-    side_by_side = to_uint8(torch.cat([resize_clip(stored, model.size), made.clip], dim=-1))
+    side_by_side = to_uint8(torch.cat([resize_clip(stored, model.shape), made.clip], dim=-1))
     rendered = iio.imread(write_gif(side_by_side, tmp_path / "rendered.gif", fps=5))
     samples = sorted((models / f"reports_{name}" / "samples").glob("step_*.gif"))
     assert samples[-1].name == "step_000020.gif"

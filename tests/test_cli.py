@@ -31,7 +31,9 @@ def test_demo_fetch_extract_labels_by_hand(tmp_path):
     assert (tmp_path / "demo.csv").read_text().startswith("start,end,label,group\n")
     r = vdlib("fetch", tmp_path / "demo.mp4", "-o", tmp_path / "raw" / "video.mkv")
     assert r.returncode == 0, r.stderr
-    r = vdlib("extract", tmp_path / "raw" / "video.mkv", "-o", tmp_path / "frames", "--size", 32, "--fps", 5)
+    r = vdlib(
+        "extract", tmp_path / "raw" / "video.mkv", "-o", tmp_path / "frames", "--resolution", 32, "--fps", 5
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote 20 frames of 32x32" in r.stdout
     assert len(FrameStore.open(tmp_path / "frames")) == 20
@@ -47,7 +49,7 @@ def test_demo_fetch_extract_labels_by_hand(tmp_path):
 
 def test_extract_png_folders(tmp_path, landscape_video):
     r = vdlib("extract", landscape_video, "-o", tmp_path / "pngs", "--format", "png", "--max-file-count", 6,
-              "--size", 16, "--fps", 10)  # fmt: skip
+              "--resolution", 16, "--fps", 10)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["0000", "0001", "0002", "0003"]
 
@@ -61,7 +63,7 @@ def test_errors_are_one_line_with_status_2(tmp_path, landscape_video):
         r.returncode == 2
         and "vdlib extract: extract.fps: expected a positive number of frames per second, got 0.0" in r.stderr
     )
-    vdlib("extract", landscape_video, "-o", tmp_path / "frames", "--size", 16)
+    vdlib("extract", landscape_video, "-o", tmp_path / "frames", "--resolution", 16)
     table = tmp_path / "t.csv"
     table.write_text("start,end,label\n0,1,a\n2,1,b\n")
     r = vdlib("labels", "timestamps", tmp_path / "frames", table, "-o", tmp_path / "l.parquet")
@@ -71,7 +73,7 @@ def test_errors_are_one_line_with_status_2(tmp_path, landscape_video):
 
 
 def test_warnings_are_one_line(tmp_path, landscape_video):
-    vdlib("extract", landscape_video, "-o", tmp_path / "frames", "--size", 16, "--fps", 5)
+    vdlib("extract", landscape_video, "-o", tmp_path / "frames", "--resolution", 16, "--fps", 5)
     table = tmp_path / "t.csv"
     table.write_text("start,end,label\n0,1,a\n10,20,b\n")
     r = vdlib("labels", "timestamps", tmp_path / "frames", table, "-o", tmp_path / "l.parquet")
@@ -83,7 +85,7 @@ def test_warnings_are_one_line(tmp_path, landscape_video):
 
 @pytest.mark.slow
 def test_pose_command(tmp_path, landscape_video):
-    vdlib("extract", landscape_video, "-o", tmp_path / "frames", "--size", 64, "--fps", 2)
+    vdlib("extract", landscape_video, "-o", tmp_path / "frames", "--resolution", 64, "--fps", 2)
     r = vdlib("labels", "pose", tmp_path / "frames", "-o", tmp_path / "pose.parquet", "--batch", 2)
     assert r.returncode == 0, r.stderr
     labels = read_labels(tmp_path / "pose.parquet")

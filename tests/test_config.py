@@ -81,10 +81,12 @@ def test_nested_section():
     [
         ("extract", {"fps": "ten"}, "params: extract.fps: expected a number, got 'ten'"),
         ("extract", {"fps": -1}, "extract.fps: expected a positive number"),
-        ("extract", {"sizee": 64}, "extract.sizee: unknown key (valid keys: allow_partial, end, fps"),
+        ("extract", {"sizee": 64}, "extract.sizee: unknown key (valid keys: allow_partial, aspect, end, fps"),
         ("extract", {"size": 64}, "extract.size: renamed extract.resolution (DVC's run cache ignores"),
         ("base", {"size": 64}, "base.size: renamed base.resolution"),
         ("extract", {"start": 5, "end": 2}, "extract.end: expected null or seconds after extract.start"),
+        ("extract", {"aspect": "wide"}, "extract.aspect: expected keep | pad | crop, got 'wide'"),
+        ("extract", {"aspect": "keep", "resolution": 100}, "extract.resolution: expected a multiple of 8"),
         ("labels", {"kind": "audio"}, "labels.kind: expected none | timestamps | pose, got 'audio'"),
         ("labels", {"tables": "a.csv"}, "labels.tables: expected a list of strings, got 'a.csv'"),
         ("labels", {"pose": {"imgsz": 100}}, "labels.pose.imgsz: expected a multiple of 32"),

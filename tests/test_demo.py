@@ -9,7 +9,7 @@ from tests.conftest import REPO, SHORT_DEMO
 from vdlib.config import DemoConfig
 from vdlib.demo import COLOURS, SHAPES, demo_schedule, render_demo_video, write_schedule_csv
 from vdlib.tables import read_table
-from vdlib.video import decode_frames, probe
+from vdlib.video import FrameFit, decode_frames, probe
 
 
 def test_schedule_covers_every_pair_and_the_whole_clip():
@@ -54,7 +54,7 @@ def test_video_is_deterministic_and_seeded(tmp_path, demo_video):
 
 def test_video_shows_the_scheduled_colour(demo_video):
     """The dominant saturated colour of each frame is the colour the schedule names."""
-    frames = np.concatenate(list(decode_frames(demo_video, size=96, fps=10)))
+    frames = np.concatenate(list(decode_frames(demo_video, FrameFit.square(96), fps=10)))
     segments = demo_schedule(SHORT_DEMO)
     rgb = {name: np.array(c) for name, c in COLOURS.items()}
     hits = 0

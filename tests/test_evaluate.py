@@ -62,7 +62,7 @@ def rendered_from(clips: dict[str, np.ndarray], borders: list[int]) -> Rendered:
 def test_temporal_consistency_is_one_for_real_clips_and_zero_for_frozen(demo_store):
     store, _ = demo_store
     ref = RealReference(store, ClipWindows.for_store(store, window=4, skip=1, val_fraction=0.05))
-    real = mean_difference(*ref.pairs(32))
+    real = mean_difference(*ref.pairs((32, 32)))
     starts = range(0, len(store) - 40, 13)
     clips = {f"v{s}": np.asarray(store.frames[s : s + 32 : 2]) for s in starts}
     ratio, per_pair = temporal_consistency(rendered_from(clips, [8]), real)
@@ -83,7 +83,7 @@ def test_motion_distance_is_small_for_real_clips_and_large_for_shuffled_or_boili
     """The mean frame difference cannot tell smooth motion from frames in the wrong order or noise
     that boils in place; the distribution of per-pixel changes can."""
     store, _ = demo_store
-    reference = pixel_changes(*RealReference(store, ClipWindows.for_store(store, 4, 1, 0.05)).pairs(32))
+    reference = pixel_changes(*RealReference(store, ClipWindows.for_store(store, 4, 1, 0.05)).pairs((32, 32)))
     rng = np.random.default_rng(0)
     clips = [np.asarray(store.frames[s : s + 32 : 2]) for s in range(0, len(store) - 40, 13)]
     shuffled = [clip[rng.permutation(len(clip))] for clip in clips]

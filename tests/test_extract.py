@@ -185,10 +185,10 @@ def test_frame_store_errors(tmp_path):
         FrameStore.open(tmp_path / "half")
 
 
-def _white_clip(path, size, vf=None, rotation=None):
+def _white_clip(path, size, vf=None, rotation=None, seconds=1):
     """A white clip of ``size`` (storage pixels), with an optional filter and display rotation."""
     ff = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y"]
-    args = ["-f", "lavfi", "-i", f"color=c=white:size={size}:rate=25:duration=1"]
+    args = ["-f", "lavfi", "-i", f"color=c=white:size={size}:rate=25:duration={seconds}"]
     args += ["-vf", vf] if vf else []
     stored = path.with_name(f"stored-{path.name}")
     subprocess.run([*ff, *args, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(stored)], check=True)
@@ -197,9 +197,9 @@ def _white_clip(path, size, vf=None, rotation=None):
     return path
 
 
-def _picture_box(store):
-    """(rows, columns) of the first frame that are picture (white), not padding."""
-    frame = np.asarray(store.frames[0], dtype=np.float32).mean(2)
+def _picture_box(store, index=0):
+    """(rows, columns) of frame ``index`` that are picture (white), not padding."""
+    frame = np.asarray(store.frames[index], dtype=np.float32).mean(2)
     return int((frame.mean(1) > 128).sum()), int((frame.mean(0) > 128).sum())
 
 
@@ -217,6 +217,8 @@ def test_a_rotated_phone_clip_comes_out_upright(tmp_path):
     store = extract_frames(video, tmp_path / "frames", ExtractConfig(resolution=128, fps=5))
     rows, cols = _picture_box(store)
     assert rows == 128 and abs(cols - 72) <= 1
+    kept = extract_frames(video, tmp_path / "kept", ExtractConfig(resolution=128, fps=5, aspect="keep"))
+    assert kept.shape == (224, 128) and _picture_box(kept) == (224, 126)  # portrait: 2 columns of bars
 
 
 def test_many_videos_go_into_one_store_with_their_ids(tmp_path, landscape_video, portrait_video):
@@ -232,3 +234,59 @@ def test_many_videos_go_into_one_store_with_their_ids(tmp_path, landscape_video,
     assert [v["source_size"] for v in store.meta["videos"]] == [[320, 240], [120, 240]]
     with pytest.raises(VdlibError, match="no video files in this folder"):
         extract_frames(tmp_path / "frames", tmp_path / "other", ExtractConfig(resolution=32, fps=5))
+
+
+def picture_share(store, index=0) -> tuple[float, float]:
+    """The share of frame ``index``'s rows and of its columns that hold picture, not padding."""
+    rows, columns = _picture_box(store, index)
+    return rows / store.shape[0], columns / store.shape[1]
+
+
+@pytest.mark.parametrize(
+    ("size", "sar", "shape"),
+    [
+        ("640x272", "1", (128, 304)),  # 2.35:1 cinema
+        ("320x180", "1", (128, 224)),  # 16:9
+        ("180x320", "1", (224, 128)),  # 9:16 phone
+        ("320x240", "1", (128, 176)),  # 4:3 (11/8: 3% padding, 10/8: 6%)
+        ("480x480", "1", (128, 128)),
+        ("360x270", "4/3", (128, 224)),  # anamorphic: 4:3 pixels shown 16:9
+    ],
+)
+def test_keep_stores_the_videos_own_shape_and_fills_it(tmp_path, size, sar, shape):
+    video = _white_clip(tmp_path / "clip.mp4", size, vf=f"setsar={sar}")
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(resolution=128, fps=5, aspect="keep"))
+    assert store.shape == shape and store.size == 128 and store.meta["aspect"] == "keep"
+    rows, columns = picture_share(store)
+    assert rows >= 0.95 and columns >= 0.95
+    # Every model size of the cascade (a multiple of 8) is whole pixels at this aspect, doubling exactly.
+    assert [store.shape_at(side) for side in (32, 64)] == [
+        (shape[0] // 4, shape[1] // 4), (shape[0] // 2, shape[1] // 2)
+    ]  # fmt: skip
+
+
+def test_pad_and_crop_make_squares(tmp_path):
+    video = _white_clip(tmp_path / "clip.mp4", "320x180")
+    padded = extract_frames(video, tmp_path / "pad", ExtractConfig(resolution=64, fps=5, aspect="pad"))
+    cropped = extract_frames(video, tmp_path / "crop", ExtractConfig(resolution=64, fps=5, aspect="crop"))
+    assert padded.shape == cropped.shape == (64, 64)
+    assert _picture_box(padded) == (36, 64) and _picture_box(cropped) == (64, 64)
+
+
+def test_mixed_aspects_share_one_shape_padding_only_the_difference(tmp_path):
+    wide = _white_clip(tmp_path / "wide.mp4", "320x180", seconds=3)  # 16:9, the longer video
+    old = _white_clip(tmp_path / "old.mp4", "320x240", seconds=1)  # 4:3
+    cfg = ExtractConfig(resolution=64, fps=5, aspect="keep")
+    store = extract_frames([wide, old], tmp_path / "frames", cfg)
+    assert store.shape == (64, 112) and store.video_lengths == [15, 5]
+    assert min(picture_share(store)) >= 0.95
+    # The 4:3 video keeps its rows and is padded at the sides: 85 of 112 columns.
+    assert _picture_box(store, len(store) - 1) == (64, 85)
+
+
+def test_a_store_of_one_shape_gives_the_shape_of_each_model(tmp_path):
+    video = _white_clip(tmp_path / "clip.mp4", "640x272")
+    store = extract_frames(video, tmp_path / "frames", ExtractConfig(resolution=128, fps=5, aspect="keep"))
+    assert store.shape_at(32) == (32, 76)
+    with pytest.raises(VdlibError, match=r"base: 12 px frames of the stored 128x304 .* are not whole pixels"):
+        store.shape_at(12, "base")

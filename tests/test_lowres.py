@@ -52,12 +52,12 @@ def test_fitted_upscale_rebuilds_held_out_frames_better_than_bilinear(small_stor
     from vdlib.evaluate import psnr
 
     store = small_store
-    fitted = fit_upscale(store, np.arange(60), 32)
+    fitted = fit_upscale(store, np.arange(60), (32, 32))
     held_out = to_model_range(np.asarray(store.frames[60:]))[None]  # (1, 3, 20, 32, 32)
-    low = resize_clip(held_out, 16)
+    low = resize_clip(held_out, (16, 16))
 
     def score(upscale: Upscale) -> float:
-        out = upscale(low, 32)
+        out = upscale(low, (32, 32))
         assert out.shape == held_out.shape and out.abs().max() <= 1
         return psnr(((out + 1) * 127.5).round().numpy(), ((held_out + 1) * 127.5).round().numpy())
 
@@ -65,6 +65,9 @@ def test_fitted_upscale_rebuilds_held_out_frames_better_than_bilinear(small_stor
     meta = json.loads(json.dumps({"upscale": [list(row) for row in fitted.weights]}))
     assert Upscale.from_meta(meta) == fitted
     assert Upscale.from_meta({}).weights is None
-    assert torch.equal(Upscale()(low, 32), resize_clip(low, 32))
-    with pytest.raises(ValueError, match="doubles square frames: 16x16 to 48 px"):
-        fitted(low, 48)
+    assert torch.equal(Upscale()(low, (32, 32)), resize_clip(low, (32, 32)))
+    with pytest.raises(ValueError, match="doubles frames: 16x16 to 48x48"):
+        fitted(low, (48, 48))
+    # The same filter doubles frames of any shape: a wide crop of the held-out frames.
+    wide = held_out[..., 8:24, :]
+    assert fitted(resize_clip(wide, (8, 16)), (16, 32)).shape == wide.shape

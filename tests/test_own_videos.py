@@ -55,8 +55,11 @@ def repro_and_check(project: Path, gifs: list[str]) -> dict:
         if path.suffix == ".csv":
             assert path.read_text().splitlines()[0].count(",") >= 2
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
-    assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
+    assert set(metrics["val_loss"]) == set(metrics["train_loss"]) == {"base", "upsampler_64", "upsampler_128"}
     assert_temporal_matches_its_plot(project, metrics)
+    realism = metrics["realism"]  # a few training steps make frames unlike the footage: far above 1
+    assert realism["ratio"] > 1 and realism["real_heldout_distance"] > 0
+    assert sorted(realism["per_video"]) == sorted(f"{g}_seed0" for g in gifs)
     # A few training steps make noise that boils; real held-out clips move as the rest of the video.
     temporal = metrics["temporal"]
     assert temporal["motion_distance_real_heldout"] < temporal["motion_distance"]
@@ -68,16 +71,42 @@ def repro_and_check(project: Path, gifs: list[str]) -> dict:
     return metrics
 
 
+def assert_outputs_have_shape(project: Path, shape: tuple[int, int]) -> None:
+    """Every GIF, MP4 frame and contact sheet tile of the run is (height, width) ``shape``."""
+    from PIL import Image
+
+    gifs = sorted((project / "reports" / "gifs").glob("*.gif"))
+    assert gifs and all(Image.open(gif).size == shape[::-1] for gif in gifs)
+    with np.load(project / "reports" / "gifs" / "generated.npz") as arrays:
+        made = [arrays[k] for k in arrays.files if k.startswith("frames/")]
+    assert {m.shape[1:3] for m in made} == {shape}
+    # A sheet is a grid of up to 8 tiles a row, each frame enlarged until its shorter side is >= 96.
+    frames, (h, w) = len(made[0]), shape
+    scale, columns = -(-96 // min(h, w)), min(8, frames)
+    rows = -(-frames // columns)
+    sheets = sorted((project / "reports" / "sheets").glob("*.png"))
+    sizes = {Image.open(sheet).size for sheet in sheets}
+    assert sizes == {(columns * (w * scale + 2) + 2, 16 + rows * (h * scale + 14))}
+    manifest = json.loads((project / "reports" / "gifs" / "videos.json").read_text())
+    assert [m["shape"] for m in manifest["models"]] == [
+        [shape[0] // 4, shape[1] // 4], [shape[0] // 2, shape[1] // 2], list(shape)
+    ]  # fmt: skip
+
+
 def test_init_then_repro_without_labels(tmp_path):
-    """`vdlib init clip.mp4` writes params that validate; `dvc repro` runs them to unconditioned GIFs."""
+    """`vdlib init clip.mp4` writes params that validate; `dvc repro` runs them to unconditioned GIFs
+    of the clip's own wide shape (2.35:1), not squares."""
     project = make_git_project(tmp_path)
-    make_clip(project / "clip.mp4", "176x144", 25, 6)
+    make_clip(project / "clip.mp4", "320x136", 25, 6)
     vdlib = Path(sys.executable).parent / "vdlib"
     done = subprocess.run([vdlib, "init", "clip.mp4", "--minutes", "0.2"], cwd=project,
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "base.window = 20, base.skip = 1" in done.stdout and "s/step measured here" in done.stdout
+    assert "extract.aspect = keep: 128x304 (height x width)" in done.stdout
+    assert "1% of each frame is padding, against 57% in a square" in done.stdout
     params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["extract"]["aspect"] == "keep"
     assert params["labels"]["kind"] == "none" and params["fetch"]["source"] == "clip.mp4"
     assert params["render"]["labels"] == "auto" and params["base"]["steps"] >= 20
     # A second init leaves the untouched file replaceable, but an edited one needs --force.
@@ -95,6 +124,8 @@ def test_init_then_repro_without_labels(tmp_path):
     params["evaluate"]["fidelity_clips"] = 1
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     metrics = repro_and_check(project, ["unconditioned-0"])
+    assert FrameStore.open(project / "data" / "frames").shape == (128, 304)
+    assert_outputs_have_shape(project, (128, 304))
     assert metrics["labels"] == "none" and "label_accuracy" not in metrics and "pose" not in metrics
     assert "label_gain" not in metrics  # nothing to gain from labels a model never had
     table = project / "reports" / "eval" / "plots" / "label_accuracy.csv"
@@ -128,6 +159,7 @@ def test_pose_with_a_real_person_and_auto_requests(tmp_path):
 
     def pose_clip(params):
         params["fetch"]["source"] = "zidane.mp4"
+        params["extract"]["aspect"] = "keep"  # 16:9 frames: keypoints normalised per axis
         params["labels"]["kind"] = "pose"
         params["labels"]["pose"]["batch"] = 8
         for key in ("labels", "timelines", "pose_from"):
@@ -136,6 +168,7 @@ def test_pose_with_a_real_person_and_auto_requests(tmp_path):
     project = make_git_project(tmp_path, pose_clip)
     photo_video(ultralytics_asset("zidane.jpg"), project / "zidane.mp4", seconds=3, fps=10, size="320x180")
     metrics = repro_and_check(project, ["pose-heldout-zidane"])
+    assert_outputs_have_shape(project, (128, 224))
     pose = metrics["pose"]
     assert pose["frames_asking"] == 7 and 0.0 <= pose["person_found"] <= 1.0
     ceiling, at_base = pose["real_heldout"], pose["real_heldout_at_base"]
@@ -158,7 +191,7 @@ def test_three_videos_in_one_dataset(tmp_path):
 
     def dataset(params):
         params["fetch"]["source"] = "videos"
-        params["extract"]["fps"] = 5
+        params["extract"].update({"fps": 5, "aspect": "keep"})
         params["labels"].update({"kind": "timestamps", "tables": ["labels/tables/videos.csv"]})
         for key in ("labels", "timelines", "pose_from"):
             params["render"][key] = "auto"
@@ -176,6 +209,9 @@ def test_three_videos_in_one_dataset(tmp_path):
     repro_and_check(project, ["indoor", "outdoor"])
 
     store = FrameStore.open(project / "data" / "frames")
+    # 4:3 for 4 s, 3:4 for 3 s, 2:1 for 5 s: the wide shape that pads them least (11:8).
+    assert store.shape == (128, 176)
+    assert_outputs_have_shape(project, (128, 176))
     assert store.video_names == ["street", "tall", "wide"] and store.video_lengths == [20, 15, 25]
     assert [v["source_size"] for v in store.meta["videos"]] == [[160, 120], [96, 128], [200, 100]]
     windows = ClipWindows.for_store(store, window=6, skip=1, val_fraction=0.05)

@@ -33,7 +33,7 @@ def test_skeleton_is_drawn_where_the_keypoints_are():
     keypoints[6] = [0.75, 0.5, 0.9]  # right shoulder: a limb between them
     keypoints[0] = [0.5, 0.1, 0.1]  # the nose, too unsure to draw
     image = Image.new("RGB", (100, 100))
-    draw_skeleton(ImageDraw.Draw(image), keypoints, 100)
+    draw_skeleton(ImageDraw.Draw(image), keypoints, (100, 100))
     pixels = np.asarray(image).astype(int)
     assert pixels[50, 50].sum() > 200  # on the limb
     assert pixels[10, 50].sum() == 0 and pixels[90, 50].sum() == 0

@@ -117,6 +117,10 @@ def write_changed(tmp_path, **changes):
             "render.timelines[0]: labels/tables/demo.csv: expected a file under labels/timelines/",
         ),
         ({"extract.resolution": 64}, "extract.resolution: expected at least 128"),
+        (
+            {"extract.aspect": "keep", "base.resolution": 36, "render.cascade": 1},
+            "base.resolution: expected a multiple of 8 with extract.aspect: keep",
+        ),
         ({"render.base.context": 16}, "render.base.context: expected 0 to 15"),  # window_frames 16
         (
             {"render.base.window_frames": None, "render.base.context": 8},  # the training length, 8

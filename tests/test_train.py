@@ -181,7 +181,7 @@ def test_batches_do_not_depend_on_the_number_of_workers(tiny_data):
 
     labels = read_labels(tiny_data / "labels.parquet")
     windows = ClipWindows((len(labels),), window=4, skip=1, val_fraction=0.05)
-    spec = BatchSpec(size=16, batch=3, flip=False, lowres=True, crop=8)
+    spec = BatchSpec(shape=(16, 16), batch=3, flip=False, lowres=True, crop=8)
     data = ClipBatches(tiny_data / "frames", labels.cond, windows, spec, seed=5, first_step=2, last_step=8)
     serial = list(DataLoader(data, batch_size=None, num_workers=0))
     parallel = list(DataLoader(data, batch_size=None, num_workers=2))
@@ -206,11 +206,11 @@ def test_kept_frames_give_the_batches_made_when_asked(tiny_data):
     labels = read_labels(tiny_data / "labels.parquet")
     store = FrameStore.open(tiny_data / "frames")
     windows = ClipWindows((len(labels),), window=4, skip=1, val_fraction=0.05)
-    fitted = fit_upscale(store, windows.train_frames, 16)
+    fitted = fit_upscale(store, windows.train_frames, (16, 16))
     specs = [
-        BatchSpec(size=8, batch=3, flip=True),
-        BatchSpec(size=16, batch=3, flip=False, lowres=True, crop=8),
-        BatchSpec(size=16, batch=3, flip=False, lowres=True, upscale=fitted),
+        BatchSpec(shape=(8, 8), batch=3, flip=True),
+        BatchSpec(shape=(16, 16), batch=3, flip=False, lowres=True, crop=8),
+        BatchSpec(shape=(16, 16), batch=3, flip=False, lowres=True, upscale=fitted),
     ]
     for spec in specs:
         kept, made = ModelFrames(store, spec, keep_bytes=2**30), ModelFrames(store, spec)
@@ -235,7 +235,7 @@ def test_image_clips_are_unrelated_training_frames(tiny_data):
     store = FrameStore.open(tiny_data / "frames")
     stored = torch.from_numpy(np.array(store.frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     windows = ClipWindows((len(labels),), window=4, skip=0, val_fraction=0.2)
-    spec = BatchSpec(size=16, batch=8, flip=False, image_prob=0.5)
+    spec = BatchSpec(shape=(16, 16), batch=8, flip=False, image_prob=0.5)
     seen = {True: 0, False: 0}
     data = ClipBatches(tiny_data / "frames", labels.cond, windows, spec, seed=1, first_step=0, last_step=6)
     for batch in (data[i] for i in range(len(data))):
@@ -356,3 +356,117 @@ def test_pose_labels_are_drawn_as_maps_for_the_base_model_only():
     assert unet_config(base, 6, "timestamps").keypoint_maps == 0
     assert unet_config(section_from_dict("base", {"keypoint_maps": False}), 51, "pose").keypoint_maps == 0
     assert unet_config(up, 51, "pose").keypoint_maps == 0  # trained on crops: its low-res input places things
+
+
+@pytest.mark.slow
+def test_a_wide_store_trains_and_renders_its_own_shape(tmp_path):
+    """A 16:9 clip kept 16:9 (16x28 stored): the base model trains on 8x14 clips and the upsampler on
+    16x28 (random square crops of its rectangle); the cascade makes 16x28 frames from them; a store
+    of another aspect is refused with one line, and so is a shape the U-Net cannot halve."""
+    from vdlib.cascade import load_cascade, run_model
+    from vdlib.config import SamplingConfig
+    from vdlib.train import JobData
+
+    video = make_testsrc(tmp_path / "wide.mp4", 320, 180, 2)
+    cfg = ExtractConfig(resolution=16, fps=12, aspect="keep")
+    store = extract_frames(video, tmp_path / "frames", cfg)
+    assert store.shape == (16, 28)
+    write_labels(
+        Labels("none", [], store.times, np.zeros((len(store), 0), np.float32)), tmp_path / "labels.parquet"
+    )
+    train = TrainConfig(ckpt_every=50, val_every=50, log_every=10, threads=1)
+    inputs = (tmp_path / "frames", tmp_path / "labels.parquet")
+    base_cfg = section_from_dict(
+        "base", {"resolution": 8, "window": 4, "skip": 0, "steps": 3, "batch": 2, "model": TINY_MODEL}
+    )
+    up_cfg = section_from_dict(
+        "upsampler", {"window": 4, "skip": 0, "steps": 3, "batch": 2, "crop": 8, "model": TINY_MODEL,
+                      "mapping_channels": 4}
+    )  # fmt: skip
+    resume = tmp_path / "resume"
+    jobs = [
+        TrainJob("base", base_cfg, train, 8, *inputs, tmp_path / "base", tmp_path / "rb", resume),
+        TrainJob("upsampler_16", up_cfg, train, 16, *inputs, tmp_path / "up", tmp_path / "ru", resume),
+    ]
+    for job, shape in zip(jobs, ([8, 14], [16, 28]), strict=True):
+        train_model(job)
+        assert json.loads((job.model_out / "config.json").read_text())["shape"] == shape
+
+    sampling = [SamplingConfig(steps=2), SamplingConfig(steps=1)]
+    cascade = load_cascade([tmp_path / "base", tmp_path / "up"], sampling, ["b", "u"], torch.device("cpu"))
+    low = run_model(cascade[0], 0, None, 6, [0], torch.device("cpu")).clip
+    high = run_model(cascade[1], 1, None, 6, [0], torch.device("cpu"), low).clip
+    assert low.shape == (1, 3, 6, 8, 14) and high.shape == (1, 3, 6, 16, 28)
+
+    extract_frames(video, tmp_path / "square", ExtractConfig(resolution=16, fps=12))
+    with pytest.raises(
+        VdlibError, match=r"base: trained on 8x14 frames, but .*square holds frames of another"
+    ):
+        JobData.for_model(tmp_path / "square", tmp_path / "labels.parquet", cascade[0])
+    cinema = extract_frames(make_testsrc(tmp_path / "c.mp4", 320, 136, 2), tmp_path / "cinema", cfg)
+    assert cinema.shape == (16, 38)
+    odd = TrainJob(
+        "base", base_cfg, train, 8, tmp_path / "cinema", *inputs[1:], tmp_path / "x", tmp_path / "y"
+    )
+    with pytest.raises(VdlibError, match=r"base.model.mults: base frames of 8x19 .* must be multiples of 2"):
+        JobData.open(odd)
+
+
+def dot_store(folder: Path, centres: list[tuple[int, int]]) -> tuple[Path, np.ndarray]:
+    """A 64x112 store of black frames, frame i with a white 2x2 dot whose top-left pixel is
+    ``centres[i]`` (y, x), and pose labels whose nose is that dot, the rest unseen."""
+    from vdlib.frames import FrameStoreWriter
+
+    writer = FrameStoreWriter(folder / "frames", (64, 112))
+    cond = np.zeros((len(centres), 51), np.float32)
+    for i, (y, x) in enumerate(centres):
+        frame = np.zeros((64, 112, 3), np.uint8)
+        frame[y : y + 2, x : x + 2] = 255
+        writer.file.write(frame.tobytes())
+        cond[i, :3] = [(x + 1) / 112, (y + 1) / 64, 1.0]  # the dot's centre, normalised per axis
+    writer.close(np.arange(len(centres)) / 10.0, {"fps": 10.0})
+    return folder / "frames", cond
+
+
+def test_flips_and_zooms_move_pose_keypoints_with_the_picture(tmp_path):
+    """The dot a nose keypoint names stays under it through random zooms (cut from the stored frames,
+    so as sharp as unzoomed clips) and flips (x mirrored, left and right swapped)."""
+    from vdlib.clips import BatchSpec, ModelFrames, make_batch
+    from vdlib.frames import FrameStore
+    from vdlib.pose import KEYPOINTS, mirror_keypoints
+
+    rng = np.random.default_rng(0)
+    centres = [(int(rng.integers(24, 38)), int(rng.integers(44, 66))) for _ in range(12)]
+    frames_dir, cond = dot_store(tmp_path, centres)
+    store = FrameStore.open(frames_dir)
+    spec = BatchSpec(shape=(32, 56), batch=6, flip=True, zoom=0.3, keypoints=True)
+    unflipped = BatchSpec(shape=(32, 56), batch=6, flip=False, zoom=0.3, keypoints=True)
+    rows = np.arange(12).reshape(6, 2)
+    plain = make_batch(ModelFrames(store, BatchSpec(shape=(32, 56), batch=6, flip=False)), cond, rows)
+    flips = moved = 0
+    for step in range(4):
+        batch, same_boxes = (
+            make_batch(ModelFrames(store, s), cond, rows, torch.Generator().manual_seed(step))
+            for s in (spec, unflipped)
+        )
+        assert batch["clip"].shape == (6, 3, 2, 32, 56)
+        for clip, labels in zip(batch["clip"], batch["cond"], strict=True):
+            for frame, keypoints in zip(clip.transpose(0, 1), labels, strict=True):
+                grey = frame.mean(0)
+                y, x = np.unravel_index(int(grey.argmax()), grey.shape)
+                assert keypoints[2] == 1.0 and keypoints[3:].abs().max() == 0
+                assert abs(x + 0.5 - keypoints[0] * 56) <= 1.0 and abs(y + 0.5 - keypoints[1] * 32) <= 1.0
+                assert grey.max() >= -0.5  # the dot is there: at least a quarter of a pixel white
+        for a, b in zip(batch["clip"], same_boxes["clip"], strict=True):
+            assert torch.equal(a, b) or torch.equal(a, b.flip(-1))
+            flips += not torch.equal(a, b)
+        moved += int((batch["cond"][..., :2] - plain["cond"][..., :2]).abs().amax(-1).gt(2 / 56).sum())
+    assert 4 <= flips <= 20 and moved > 12
+    # Mirroring twice is no change; a left shoulder becomes a right one.
+    shoulder = torch.zeros(51)
+    left = 3 * KEYPOINTS.index("left_shoulder")
+    shoulder[left : left + 3] = torch.tensor([0.25, 0.5, 0.9])
+    mirrored = mirror_keypoints(shoulder).reshape(17, 3)
+    assert mirrored[KEYPOINTS.index("right_shoulder")].tolist() == [0.75, 0.5, pytest.approx(0.9)]
+    assert mirrored[KEYPOINTS.index("left_shoulder")].tolist() == [0.0, 0.0, 0.0]
+    assert torch.equal(mirror_keypoints(mirror_keypoints(shoulder)), shoulder)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import leftovers
 from vdlib.common import VdlibError
-from vdlib.video import DecodeResult, VideoWriter, decode_frames, probe, remux, write_gif, write_mp4
+from vdlib.video import DecodeResult, FrameFit, VideoWriter, decode_frames, probe, remux, write_gif, write_mp4
 
 
 def ramp(frames: int = 6, size: int = 32) -> np.ndarray:
@@ -36,7 +36,7 @@ def test_probe_errors_name_the_path(tmp_path, name, message):
 
 def test_decoding_streams_square_frames_in_bounded_chunks(landscape_video):
     result = DecodeResult()
-    chunks = list(decode_frames(landscape_video, size=48, fps=10, chunk=4, result=result))
+    chunks = list(decode_frames(landscape_video, FrameFit.square(48), fps=10, chunk=4, result=result))
     assert [len(c) for c in chunks] == [4, 4, 4, 4, 4] and result.frames == 20
     assert chunks[0].shape[1:] == (48, 48, 3) and result.returncode == 0
     # 320x240 in a 48 px square: 36 rows of picture, 6 rows of black padding above and below.
@@ -47,7 +47,7 @@ def test_decoding_streams_square_frames_in_bounded_chunks(landscape_video):
 def test_mp4_round_trip_keeps_frames_and_rate(tmp_path):
     frames = ramp()
     path = write_mp4(frames, tmp_path / "clip.mp4", fps=5)
-    back = np.concatenate(list(decode_frames(path, size=32, fps=5)))
+    back = np.concatenate(list(decode_frames(path, FrameFit.square(32), fps=5)))
     assert back.shape == frames.shape and probe(path).fps == pytest.approx(5)
     assert np.abs(back.astype(int) - frames).mean() < 4  # H.264 at high quality
     assert write_mp4(frames, tmp_path / "again.mp4", fps=5).read_bytes() == path.read_bytes()
@@ -72,5 +72,5 @@ def test_writer_pipes_frames_and_remux_copies_them(tmp_path):
     remux(tmp_path / "piped.mkv", tmp_path / "copy.mp4")
     info = probe(tmp_path / "copy.mp4")
     assert (info.width, info.height, info.codec) == (32, 32, "h264")
-    back = np.concatenate(list(decode_frames(tmp_path / "copy.mp4", size=32, fps=10)))
+    back = np.concatenate(list(decode_frames(tmp_path / "copy.mp4", FrameFit.square(32), fps=10)))
     assert len(back) == 5 and np.abs(back.astype(int) - frames).mean() < 4

@@ -51,7 +51,14 @@ class CascadeModel:
 
     @property
     def size(self) -> int:
+        """The shorter side of the frames it makes (its name's size: 64 for upsampler_64)."""
         return int(self.meta["size"])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the frames it makes; square for models trained before non-square frames."""
+        height, width = self.meta.get("shape", (self.size, self.size))
+        return int(height), int(width)
 
     @property
     def window(self) -> int:
@@ -108,10 +115,11 @@ def _check_order(cascade: list[CascadeModel], model: CascadeModel) -> None:
     prev, first = cascade[-1], cascade[0]
     if not model.is_upsampler:
         raise VdlibError(f"{model.folder}: expected an upsampler after {prev.folder}, got a base model")
-    if model.size != 2 * prev.size:
+    if model.shape != (2 * prev.shape[0], 2 * prev.shape[1]):
+        (h, w), (ph, pw) = model.shape, prev.shape
         raise VdlibError(
-            f"{model.folder}: makes {model.size} px frames from {model.size // 2} px, but "
-            f"{prev.folder} makes {prev.size} px; order the cascade by size"
+            f"{model.folder}: makes {h}x{w} frames from {h // 2}x{w // 2}, but {prev.folder} makes "
+            f"{ph}x{pw}; order the cascade by size and train every model on the same frames"
         )
     if model.labels.conditioned and first.labels.conditioned and model.labels.names != first.labels.names:
         raise VdlibError(
@@ -214,21 +222,21 @@ def sample_window(
     device: torch.device,
     starts: list[int] | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """Frames (B, 3, T, S, S) in [-1, 1] of B videos whose first ``given`` frames are the clean
-    ``context`` (B, 3, T, S, S; the rest of it is ignored), with per-frame labels ``cond`` (B, T, D)
-    and, for an upsampler, the previous model's frames ``lowres`` (B, 3, T, S/2, S/2). T is one
+    """Frames (B, 3, T, H, W) in [-1, 1] of B videos whose first ``given`` frames are the clean
+    ``context`` (B, 3, T, H, W; the rest of it is ignored), with per-frame labels ``cond`` (B, T, D)
+    and, for an upsampler, the previous model's frames ``lowres`` (B, 3, T, H/2, W/2). T is one
     window, or, with ``starts``, the clip that windows of the model's length starting there cover:
     they are denoised together, each frame's prediction at every step the weighted mean of its
     windows' (:class:`Windows`).
     Video b draws its noise from ``gens[b]`` alone. Returns the frames and the network evaluations
     per video."""
-    batch, total, size = context.shape[0], context.shape[2], model.size
+    batch, total, shape = context.shape[0], context.shape[2], model.shape
     windows = Windows(starts or [0], model.window if starts else total, total)
     inputs: dict[str, Any] = {}
     upscaled = None
     if model.is_upsampler:
         assert lowres is not None, "an upsampler needs the previous model's frames"
-        upscaled = model.upscale(lowres, size)
+        upscaled = model.upscale(lowres, shape)
         level = torch.full((batch,), model.sample_aug)
         inputs = {k: v.to(device) for k, v in lowres_inputs(model.diffusion, upscaled, level, gens).items()}
     residual = model.residual
@@ -264,7 +272,7 @@ def sample_window(
 
     settings = model.sampling
     result = sample(
-        denoise, (batch, 3, total, size, size), model.diffusion, settings.sampler, settings.steps,
+        denoise, (batch, 3, total, *shape), model.diffusion, settings.sampler, settings.steps,
         settings.guidance, cond is not None, gens, device, residual.bound, settings.guidance_share,
         settings.shared_noise, settings.temperature,
     )  # fmt: skip
@@ -285,14 +293,14 @@ def run_model(
     """Make ``frames`` frames of B videos at once with the cascade's ``index``-th model, window by
     window (or, with ``windows: joint``, every window together): video b from noise seeded by
     ``seeds[b]`` (the same frames, up to float rounding, as it would get alone), with labels ``cond``
-    (B, K, D) and, for an upsampler, the previous model's clips ``lowres`` (B, 3, K, S/2, S/2)."""
+    (B, K, D) and, for an upsampler, the previous model's clips ``lowres`` (B, 3, K, H/2, W/2)."""
     tick = time.perf_counter()
     plan = window_plan(frames, model.window, model.sampling.context)
     length = min(model.window, frames)
     cond_t = None
     if cond is not None and model.labels.conditioned:
         cond_t = torch.from_numpy(np.asarray(cond, dtype=np.float32)).to(device)
-    out = torch.zeros(len(seeds), 3, frames, model.size, model.size)
+    out = torch.zeros(len(seeds), 3, frames, *model.shape)
     if device.type == "cpu":
         share_cores()  # other vdlib processes may have started or finished since the last model
     if model.sampling.windows == "joint" and len(plan) > 1:
@@ -318,5 +326,5 @@ def run_model(
 
 
 def to_uint8(clip: torch.Tensor) -> np.ndarray:
-    """(1, 3, K, S, S) in [-1, 1] → (K, S, S, 3) uint8."""
+    """(1, 3, K, H, W) in [-1, 1] → (K, H, W, 3) uint8."""
     return ((clip[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()

@@ -29,6 +29,7 @@ from vdlib.config import (
     read_params,
     section_from_dict,
 )
+from vdlib.extract import KEEP_STEP
 from vdlib.fetch import source_kind
 from vdlib.labels import ModelLabels
 
@@ -118,6 +119,11 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
             f"render.cascade: expected 1 with base.resolution {cfg['base'].resolution} (the upsamplers "
             f"make {made} frames, each from half that: a cascade of 2 or 3 needs base.resolution "
             f"{UPSAMPLER_SIZES[CASCADE[1]] // 2}), got {cfg['render'].cascade}"
+        )
+    if cfg["extract"].aspect == "keep" and cfg["base"].resolution % KEEP_STEP:
+        raise VdlibError(
+            f"base.resolution: expected a multiple of {KEEP_STEP} with extract.aspect: keep (the frames' "
+            f"longer side is a multiple of 1/{KEEP_STEP} of the shorter), got {cfg['base'].resolution}"
         )
     largest = max(sizes.values())
     if cfg["extract"].resolution < largest:

@@ -22,8 +22,11 @@ from vdlib.config import EvaluateConfig
 
 
 def classifier_input(frames: np.ndarray, size: int) -> torch.Tensor:
-    """(N, S, S, 3) uint8 frames → (N, 3, size, size) float in [-1, 1], as the classifier reads them."""
-    return resize_clip(to_model_range(frames), size).transpose(0, 1)
+    """(N, H, W, 3) uint8 frames → (N, 3, h, w) float in [-1, 1], as the classifier reads them: at
+    their aspect, the shorter side ``size`` pixels (the classifier pools over space, so any shape)."""
+    height, width = frames.shape[1:3]
+    shape = (round(height * size / min(height, width)), round(width * size / min(height, width)))
+    return resize_clip(to_model_range(frames), shape).transpose(0, 1)
 
 
 def group_slices(names: list[str]) -> dict[str, list[int]]:

@@ -17,6 +17,7 @@ from typing import Any
 from vdlib import __version__
 from vdlib.common import VdlibError, run_main
 from vdlib.config import (
+    ASPECTS,
     CASCADE,
     POSE_RUNTIMES,
     VIDEO_FORMATS,
@@ -58,7 +59,8 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 
 def _extract_config(args: argparse.Namespace) -> ExtractConfig:
     cfg = ExtractConfig(
-        resolution=args.size,
+        resolution=args.resolution,
+        aspect=args.aspect,
         fps=args.fps,
         pad_color=args.pad_color,
         start=args.start,
@@ -75,9 +77,11 @@ def _cmd_extract(args: argparse.Namespace) -> None:
     cfg = _extract_config(args)
     if args.format == "png":
         count = extract_png_folders(args.video, args.output, cfg, max_file_count=args.max_file_count)
+        print(f"wrote {count} frames to {args.output}")
     else:
-        count = len(extract_frames(args.video, args.output, cfg))
-    print(f"wrote {count} frames of {cfg.resolution}x{cfg.resolution} to {args.output}")
+        store = extract_frames(args.video, args.output, cfg)
+        height, width = store.shape
+        print(f"wrote {len(store)} frames of {height}x{width} (height x width) to {args.output}")
 
 
 def _write_labels_outputs(args: argparse.Namespace, cfg: LabelsConfig) -> None:
@@ -210,7 +214,7 @@ def _cmd_init(args: argparse.Namespace) -> None:
     from vdlib.init import plan_params, write_params
 
     labels = [str(x) for x in args.labels] if args.labels else ["none"]
-    params, reasons = plan_params([str(s) for s in args.sources], labels, args.minutes)
+    params, reasons = plan_params([str(s) for s in args.sources], labels, args.minutes, aspect=args.aspect)
     path = write_params(params, reasons, args.params, force=args.force)
     print(f"wrote {path}:")
     for reason in reasons:
@@ -259,10 +263,14 @@ def _add_fetch(sub: Subparsers) -> None:
 
 def _add_extract(sub: Subparsers) -> None:
     ext = ExtractConfig()
-    p = sub.add_parser("extract", help="decode a video into square frames (frame store or PNG folders)")
+    p = sub.add_parser("extract", help="decode videos into frames (frame store or PNG folders)")
     p.add_argument("video", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--size", type=int, default=ext.resolution, help="side of the square frames (pixels)")
+    p.add_argument("--resolution", type=int, default=ext.resolution, help="the frames' shorter side (pixels)")
+    p.add_argument(
+        "--aspect", choices=ASPECTS, default=ext.aspect,
+        help="keep: the videos' own shape; pad: square with bars; crop: square, centre cut",
+    )  # fmt: skip
     p.add_argument("--fps", type=float, default=ext.fps, help="frames sampled per second of video")
     p.add_argument("--pad-color", default=ext.pad_color, help="ffmpeg colour for the padding")
     p.add_argument("--start", type=float, default=ext.start, help="first second to extract")
@@ -317,6 +325,10 @@ def _add_init(sub: Subparsers) -> None:
         "copied into labels/tables/",
     )  # fmt: skip
     p.add_argument("--minutes", type=float, default=15.0, help="training time to plan for (default 15)")
+    p.add_argument(
+        "--aspect", choices=ASPECTS, default="keep",
+        help="frame shape: keep (default: the videos' own), pad or crop (squares)",
+    )  # fmt: skip
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write")
     p.add_argument("--force", action="store_true", help="replace a params.yaml that has edits")
     p.set_defaults(func=_cmd_init)

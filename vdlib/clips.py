@@ -17,11 +17,12 @@ import torch.nn.functional as F  # noqa: N812
 from torch.utils.data import Dataset
 
 from vdlib.frames import ClipWindows, FrameStore
+from vdlib.pose import mirror_keypoints
 from vdlib.randomness import Stream, step_generator
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
-    """(X, S, S, 3) uint8 → (3, X, S, S) float in [-1, 1]."""
+    """(X, H, W, 3) uint8 → (3, X, H, W) float in [-1, 1]."""
     array = np.require(frames, requirements=["C", "W"])  # a copy only of read-only memmap views
     return torch.from_numpy(array).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
 
@@ -35,15 +36,23 @@ def framewise(clip: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) ->
     return out.reshape(-1, f, c, h, w).transpose(1, 2).reshape(*lead, c, f, h, w)
 
 
-def resize_clip(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize (..., C, F, H, W) frames to ``size`` (area when shrinking, bilinear when growing)."""
-    if clip.shape[-1] == size:
+Shape = tuple[int, int]  # (height, width) of frames
+
+
+def resize_clip(clip: torch.Tensor, shape: Shape) -> torch.Tensor:
+    """Resize (..., C, F, H, W) frames to ``shape`` (height, width): area when shrinking, bilinear
+    when growing."""
+    shape = (int(shape[0]), int(shape[1]))
+    if tuple(clip.shape[-2:]) == shape:
         return clip
-    if size < clip.shape[-1]:
-        return framewise(clip, lambda x: F.interpolate(x, size=(size, size), mode="area"))
-    return framewise(
-        clip, lambda x: F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    )
+    if shape[0] <= clip.shape[-2] and shape[1] <= clip.shape[-1]:
+        return framewise(clip, lambda x: F.interpolate(x, size=shape, mode="area"))
+    return framewise(clip, lambda x: F.interpolate(x, size=shape, mode="bilinear", align_corners=False))
+
+
+def half(shape: Shape) -> Shape:
+    """The shape an upsampler of frames ``shape`` reads: half of each side."""
+    return shape[0] // 2, shape[1] // 2
 
 
 UPSCALE_TAPS = 6  # low-res pixels on a side that each output pixel of a fitted upscale reads
@@ -59,13 +68,13 @@ class Upscale:
 
     weights: tuple[tuple[float, ...], ...] | None = None
 
-    def __call__(self, clip: torch.Tensor, size: int) -> torch.Tensor:
-        """(..., C, F, h, w) in [-1, 1] → (..., C, F, ``size``, ``size``) in [-1, 1]."""
+    def __call__(self, clip: torch.Tensor, shape: Shape) -> torch.Tensor:
+        """(..., C, F, h, w) in [-1, 1] → (..., C, F, height, width) of ``shape``, in [-1, 1]."""
         if self.weights is None:
-            return resize_clip(clip, size)
+            return resize_clip(clip, shape)
         c, h, w = clip.shape[-4], clip.shape[-2], clip.shape[-1]
-        if size != 2 * w or h != w:
-            raise ValueError(f"a fitted upscale doubles square frames: {h}x{w} to {size} px")
+        if tuple(shape) != (2 * h, 2 * w):
+            raise ValueError(f"a fitted upscale doubles frames: {h}x{w} to {shape[0]}x{shape[1]}")
         weights = torch.tensor(self.weights, dtype=clip.dtype, device=clip.device)
         taps = UPSCALE_TAPS
         kernel = weights[:, :-1].reshape(4, 1, taps, taps).repeat(c, 1, 1, 1)  # channel-major, 4 phases each
@@ -89,17 +98,17 @@ class Upscale:
         return cls() if weights is None else cls.from_rows(weights)
 
 
-def fit_upscale(store: FrameStore, rows: np.ndarray, size: int) -> Upscale:
-    """The least-squares :class:`Upscale` from ``size // 2`` to ``size`` px on the stored frames ``rows``
+def fit_upscale(store: FrameStore, rows: np.ndarray, shape: Shape) -> Upscale:
+    """The least-squares :class:`Upscale` from half of ``shape`` to ``shape`` on the stored frames ``rows``
     (their area-downscaled copies as input): normal equations summed over chunks of frames, so memory
     stays small whatever the number of frames. Deterministic for the same frames and machine."""
-    taps, half = UPSCALE_TAPS, size // 2
+    taps, low_shape = UPSCALE_TAPS, half(shape)
     gram = torch.zeros(taps * taps + 1, taps * taps + 1, dtype=torch.float64)
     rhs = torch.zeros(taps * taps + 1, 4, dtype=torch.float64)
     for chunk in np.array_split(rows, max(1, len(rows) // 16)):
-        frames = to_model_range(store.frames[chunk])[None]  # (1, 3, N, S, S)
-        high = resize_clip(frames, size).reshape(-1, 1, size, size)
-        low = resize_clip(frames, half).reshape(-1, 1, half, half)
+        frames = to_model_range(store.frames[chunk])[None]  # (1, 3, N, H, W)
+        high = resize_clip(frames, shape).reshape(-1, 1, *shape)
+        low = resize_clip(frames, low_shape).reshape(-1, 1, *low_shape)
         cols = (
             F.unfold(F.pad(low, _UPSCALE_PAD, mode="replicate"), taps)
             .transpose(1, 2)
@@ -117,13 +126,15 @@ def fit_upscale(store: FrameStore, rows: np.ndarray, size: int) -> Upscale:
 class BatchSpec:
     """What one model trains on."""
 
-    size: int  # output frame size
+    shape: Shape  # output frames (height, width)
     batch: int
     flip: bool
     lowres: bool = False  # upsampler: also give the 2x smaller clip, resized back up
     crop: int = 0  # upsampler: random crops of this size (0: whole frames)
     image_prob: float = 0.0  # chance that a clip is X independent random frames instead of a window
     upscale: Upscale = Upscale()  # upsampler: how the low-res clip is brought back up
+    zoom: float = 0.0  # base: each clip cut to a random box up to 1 + zoom times smaller, scaled back
+    keypoints: bool = False  # the labels are pose keypoints: flips mirror them, zooms move them
 
 
 KEEP_BYTES = 512 * 2**20  # a training process keeps its model's frames in memory up to this size
@@ -141,7 +152,7 @@ class ModelFrames:
     def __init__(self, store: FrameStore, spec: BatchSpec, keep_bytes: int = 0) -> None:
         self.store, self.spec = store, spec
         self.kept: dict[str, torch.Tensor] | None = None
-        per_frame = 3 * spec.size**2 * 4 * (2 if spec.lowres else 1)
+        per_frame = 3 * spec.shape[0] * spec.shape[1] * 4 * (2 if spec.lowres else 1)
         count = len(store.frames)
         if keep_bytes and per_frame * count <= keep_bytes:
             self.kept = {}
@@ -151,21 +162,21 @@ class ModelFrames:
                     self.kept.setdefault(key, torch.empty(3, count, *made.shape[-2:]))[:, rows] = made
 
     def make(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """The frames ``rows`` (N,): ``clip`` and maybe ``lowres``, each (3, N, size, size)."""
+        """The frames ``rows`` (N,): ``clip`` and maybe ``lowres``, each (3, N, height, width)."""
         frames = to_model_range(self.store.frames[rows])
-        size = self.spec.size
-        out = {"clip": resize_clip(frames, size)}
+        shape = self.spec.shape
+        out = {"clip": resize_clip(frames, shape)}
         if self.spec.lowres:
-            out["lowres"] = self.spec.upscale(resize_clip(frames, size // 2), size)
+            out["lowres"] = self.spec.upscale(resize_clip(frames, half(shape)), shape)
         return out
 
     def clips(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """Clips of the frames ``rows`` (B, X): ``clip`` and maybe ``lowres``, each (B, 3, X, size, size)."""
+        """Clips of the frames ``rows`` (B, X): ``clip`` and maybe ``lowres``, each (B, 3, X, H, W)."""
         flat = rows.reshape(-1)
         made = {key: v[:, flat] for key, v in self.kept.items()} if self.kept is not None else self.make(flat)
-        size = self.spec.size
+        shape = self.spec.shape
         return {
-            key: v.reshape(3, *rows.shape, size, size).transpose(0, 1).contiguous() for key, v in made.items()
+            key: v.reshape(3, *rows.shape, *shape).transpose(0, 1).contiguous() for key, v in made.items()
         }
 
 
@@ -220,7 +231,7 @@ def make_batch(
     gen: torch.Generator | None = None,
     independent: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Clips of the stored frames ``rows`` (B, X): ``clip`` (B, 3, X, s, s), ``cond`` (B, X, D),
+    """Clips of the stored frames ``rows`` (B, X): ``clip`` (B, 3, X, h, w), ``cond`` (B, X, D),
     ``independent`` (B,) (True: the frames are unrelated images, not a clip), maybe ``lowres``;
     cropped and flipped as ``frames.spec`` says, drawing from ``gen``."""
     spec = frames.spec
@@ -228,9 +239,10 @@ def make_batch(
     if independent is None:
         independent = torch.zeros(len(rows), dtype=torch.bool)
     out = {**frames.clips(rows), "cond": labels, "independent": independent}
-    if gen is not None and spec.crop and spec.crop < spec.size:
-        ys = torch.randint(0, spec.size - spec.crop + 1, (len(rows),), generator=gen).tolist()
-        xs = torch.randint(0, spec.size - spec.crop + 1, (len(rows),), generator=gen).tolist()
+    height, width = spec.shape
+    if gen is not None and spec.crop and spec.crop < max(height, width):
+        ys = torch.randint(0, height - min(spec.crop, height) + 1, (len(rows),), generator=gen).tolist()
+        xs = torch.randint(0, width - min(spec.crop, width) + 1, (len(rows),), generator=gen).tolist()
         for key in ("clip", "lowres"):
             if key in out:
                 out[key] = torch.stack(
@@ -239,9 +251,39 @@ def make_batch(
                         for t, y, x in zip(out[key], ys, xs, strict=True)
                     ]
                 )
+    if gen is not None and spec.zoom:
+        out["clip"], out["cond"] = zoomed(frames, rows, out["cond"], gen)
     if gen is not None and spec.flip:
         flips = torch.rand(len(rows), generator=gen) < 0.5
         for key in ("clip", "lowres"):
             if key in out:
                 out[key] = torch.where(flips[:, None, None, None, None], out[key].flip(-1), out[key])
+        if spec.keypoints and out["cond"].shape[-1]:
+            out["cond"] = torch.where(flips[:, None, None], mirror_keypoints(out["cond"]), out["cond"])
     return out
+
+
+def zoomed(
+    frames: ModelFrames, rows: np.ndarray, cond: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips of the stored frames ``rows`` (B, X), each cut to its own random box (1 to 1 + zoom times
+    smaller than the frame, anywhere in it, the same for all the clip's frames) and area-shrunk from
+    the stored frames to the model's shape, so a zoomed clip is as sharp as any other; pose keypoints
+    ``cond`` move with the box (those it cuts off become unseen: zeros). Returns (clip, cond)."""
+    spec, (height, width) = frames.spec, frames.store.shape
+    scale = 1 + spec.zoom * torch.rand(len(rows), generator=gen)
+    corner = torch.rand(len(rows), 2, generator=gen)
+    clips, moved = [], cond.clone()
+    for b, clip_rows in enumerate(rows):
+        h, w = round(height / float(scale[b])), round(width / float(scale[b]))
+        y, x = round(float(corner[b, 0]) * (height - h)), round(float(corner[b, 1]) * (width - w))
+        box = frames.store.frames[clip_rows][:, y : y + h, x : x + w]
+        clips.append(resize_clip(to_model_range(box), spec.shape))
+        if spec.keypoints and cond.shape[-1]:
+            points = moved[b].reshape(len(clip_rows), -1, 3)
+            origin, extent = torch.tensor([x, y]), torch.tensor([w, h])
+            xy = (points[..., :2] * torch.tensor([width, height]) - origin) / extent
+            seen = (points[..., 2] > 0) & (xy >= 0).all(-1) & (xy <= 1).all(-1)
+            points[..., :2] = torch.where(seen[..., None], xy, 0.0)  # unseen keypoints are zeros
+            points[..., 2] = torch.where(seen, points[..., 2], 0.0)
+    return torch.stack(clips), moved

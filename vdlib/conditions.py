@@ -126,11 +126,12 @@ def pose_cond(
     frames: int,
     fps: float,
     pose: PoseConfig,
-    size: int = 128,
+    shape: tuple[int, int] = (128, 128),
     what: str | None = None,
 ) -> np.ndarray:
     """(frames, 51) keypoints for ``frames`` output frames at ``fps`` from a pose labels Parquet file or
-    a video (its frames extracted at ``fps`` and ``size`` pixels, then run through the pose model)."""
+    a video (its frames extracted at ``fps`` and fitted into ``shape``, the generated frames' height and
+    width, then run through the pose model: keypoints normalised to the frames the model makes)."""
     check_pose_source(source, model, what or str(source))
     source = Path(source)
     if source.suffix == ".parquet":
@@ -149,10 +150,11 @@ def pose_cond(
     from vdlib.extract import extract_frames
     from vdlib.frames import FrameStore
     from vdlib.pose import pose_labels
+    from vdlib.video import FrameFit
 
     with tempfile.TemporaryDirectory(prefix="vdlib-pose-") as tmp:
         store_dir = Path(tmp) / "frames"
-        extract_frames(source, store_dir, ExtractConfig(resolution=size, fps=fps))
+        extract_frames(source, store_dir, ExtractConfig(fps=fps), FrameFit(*shape))
         store = FrameStore.open(store_dir)
         if len(store) < frames:
             raise VdlibError(
@@ -267,7 +269,7 @@ def build_requests(
     model: ModelLabels,
     fps: float,
     pose: PoseConfig,
-    size: int = 128,
+    shape: tuple[int, int] = (128, 128),
     held_out: HeldOut | None = None,
     timelines_dir: Path = TIMELINES_DIR,
     keys: dict[str, str] = PARAM_KEYS,
@@ -309,7 +311,7 @@ def build_requests(
             requests += [
                 Request(
                     f"pose-{Path(p).stem}",
-                    pose_cond(p, model, frames, fps, pose, size, _key(keys, "pose_from", i)),
+                    pose_cond(p, model, frames, fps, pose, shape, _key(keys, "pose_from", i)),
                     "pose",
                 )
                 for i, p in enumerate(cfg.pose_from)

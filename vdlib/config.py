@@ -88,11 +88,18 @@ class DemoConfig:
                 _fail(where, f"demo.{key}", "an even integer >= 32", value)
 
 
+ASPECTS = ("keep", "pad", "crop")
+
+
 @dataclass(frozen=True)
 class ExtractConfig:
-    """Frame extraction: square side (``resolution``), sampling rate, padding colour and optional trim."""
+    """Frame extraction: frame shape (``resolution``, the shorter side, and ``aspect``), sampling rate,
+    padding colour and optional trim."""
 
     resolution: int = 128
+    aspect: str = (
+        "pad"  # keep: the videos' own shape | pad: square, centred with bars | crop: square, centre cut
+    )
     fps: float = 10.0
     pad_color: str = "black"
     start: float | None = None
@@ -102,6 +109,10 @@ class ExtractConfig:
     def validate(self, where: str) -> None:
         if self.resolution < 8:
             _fail(where, "extract.resolution", "an integer >= 8 (pixels)", self.resolution)
+        if self.aspect not in ASPECTS:
+            _fail(where, "extract.aspect", " | ".join(ASPECTS), self.aspect)
+        if self.aspect == "keep" and self.resolution % 8:
+            _fail(where, "extract.resolution", "a multiple of 8 with extract.aspect: keep", self.resolution)
         if self.fps <= 0:
             _fail(where, "extract.fps", "a positive number of frames per second", self.fps)
         if self.start is not None and self.start < 0:
@@ -297,7 +308,7 @@ class ModelTrainConfig:
     label_dropout: float = 0.1  # labels replaced by the null embedding (classifier-free guidance)
     context_prob: float = 0.5  # clips trained with a random number of given leading frames
     image_prob: float = 0.0  # clips made of unrelated random frames (joint image-video training)
-    flip: bool = False  # random horizontal flips (off: they break text and left/right pose labels)
+    flip: bool = False  # random horizontal flips (pose keypoints mirrored; off for text or left/right labels)
     model: ModelParams = field(default_factory=ModelParams)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
@@ -343,9 +354,12 @@ class BaseConfig(ModelTrainConfig):
     )
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
     keypoint_maps: bool = True  # pose labels also drawn as one map per keypoint, extra input channels
+    zoom: float = 0.0  # clips cut to a random box up to 1 + zoom times smaller and scaled back; 0 = none
 
     def validate(self, where: str, prefix: str = "base") -> None:
         super().validate(where, prefix)
+        if not 0.0 <= self.zoom <= 1.0:
+            _fail(where, f"{prefix}.zoom", "a share in [0, 1] (0 = no zoom)", self.zoom)
         step = self.model.size_multiple
         if self.resolution < 8 or self.resolution % step:
             expected = f"a multiple of {step} (2 ^ levels-1), >= 8"

@@ -1,7 +1,9 @@
 """Numbers that say whether generation worked.
 
-- ``val_loss``: each model's loss on the held-out tail at fixed noise levels (as in training), and
-  ``label_gain``: the share of it the labels take away (near 0: the model ignores its labels).
+- ``val_loss``: each model's loss on the held-out tail at fixed noise levels (as in training),
+  ``train_loss``: the same on training clips (far below ``val_loss``: the model memorises), and
+  ``label_gain``: the share of the held-out loss the labels take away (near 0: the model ignores its
+  labels).
 - label accuracy and identity stability (:mod:`vdlib.classifier`): a small frame classifier,
   trained on the real labelled frames before the held-out tail, reads each group's label of the
   generated frames; reported next to the same on real held-out clips (the ceiling).
@@ -13,6 +15,9 @@
   next to bicubic upscaling of the same clips.
 - pose fidelity (pose-conditioned videos): the pose model on the generated frames vs the requested
   keypoints.
+- realism (:mod:`vdlib.realism`): each generated frame's distance to its nearest training frame over
+  the same for real held-out frames (about 1 looks like the footage, far below 1 copies it, far
+  above is unlike it), overall and per video.
 - sampling cost: seconds and network evaluations per video.
 """
 
@@ -29,7 +34,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from vdlib.cascade import CascadeModel, run_model, to_uint8
 from vdlib.classifier import accuracy, identity_stability, predict, targets, train_classifier
-from vdlib.clips import framewise, resize_clip, to_model_range
+from vdlib.clips import framewise, half, resize_clip, to_model_range
 from vdlib.common import atomic_output, write_json
 from vdlib.config import CASCADE, EvaluateConfig, PoseConfig
 from vdlib.frames import ClipWindows, FrameStore, evenly_spaced
@@ -41,6 +46,7 @@ from vdlib.motion import (
     pixel_changes,
     video_pixel_changes,
 )
+from vdlib.realism import realism
 from vdlib.render import Rendered
 from vdlib.train import JobData
 
@@ -79,11 +85,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(s.mean())
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """(N, S, S, 3) uint8 → (N, size, size, 3) uint8 (area when shrinking, bilinear when growing)."""
-    if frames.shape[1] == size:
+def resize_frames(frames: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(N, H, W, 3) uint8 → (N, height, width, 3) uint8 of ``shape`` (area when shrinking, bilinear
+    when growing)."""
+    if tuple(frames.shape[1:3]) == tuple(shape):
         return np.asarray(frames)
-    clip = resize_clip(to_model_range(frames)[None], size)
+    clip = resize_clip(to_model_range(frames)[None], shape)
     return to_uint8(clip)
 
 
@@ -96,14 +103,14 @@ def upsampler_fidelity(
     model: CascadeModel, real: np.ndarray, cond: np.ndarray | None, seed: int, device: torch.device
 ) -> dict[str, float]:
     """PSNR/SSIM of the upsampler (all clips in one batch, clip i with seed + i) and of bicubic
-    upscaling on real clips (C, K, S, S, 3) uint8 with labels ``cond`` (C, K, D)."""
-    size = model.size
-    high = np.stack([resize_frames(clip, size) for clip in real])
-    low = resize_clip(torch.stack([to_model_range(clip) for clip in real]), size // 2)  # (C, 3, K, s, s)
+    upscaling on real clips (C, K, H, W, 3) uint8 with labels ``cond`` (C, K, D)."""
+    shape = model.shape
+    high = np.stack([resize_frames(clip, shape) for clip in real])
+    low = resize_clip(torch.stack([to_model_range(clip) for clip in real]), half(shape))  # (C, 3, K, h, w)
     seeds = [seed + i for i in range(len(real))]
     made = run_model(model, 0, cond, real.shape[1], seeds, device, low).clip
-    bicubic = framewise(  # (C, 3, K, S, S)
-        low, lambda x: F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+    bicubic = framewise(  # (C, 3, K, H, W)
+        low, lambda x: F.interpolate(x, size=shape, mode="bicubic", align_corners=False).clamp(-1, 1)
     )
     made_all = np.stack([to_uint8(made[i : i + 1]) for i in range(len(real))])
     bicubic_all = np.stack([to_uint8(bicubic[i : i + 1]) for i in range(len(real))])
@@ -178,18 +185,18 @@ class RealReference:
         """Stored frames per generated frame (skip + 1)."""
         return self.windows.skip + 1
 
-    def pairs(self, size: int, max_pairs: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    def pairs(self, shape: tuple[int, int], max_pairs: int = 2000) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``max_pairs`` evenly spread real frame pairs ``stride`` apart within one video, at
-        ``size`` pixels: two (P, size, size, 3) uint8 arrays."""
+        ``shape`` (height, width): two (P, height, width, 3) uint8 arrays."""
         first = np.arange(len(self.store) - self.stride)
         first = first[self.store.videos[first] == self.store.videos[first + self.stride]]
         picks = evenly_spaced(first, max_pairs)
-        empty = np.zeros((0, size, size, 3), np.uint8)
+        empty = np.zeros((0, *shape, 3), np.uint8)
         if not len(picks):
             return empty, empty
         chunks = np.array_split(picks, max(1, len(picks) // 256))
-        a = np.concatenate([resize_frames(self.store.frames[c], size) for c in chunks])
-        b = np.concatenate([resize_frames(self.store.frames[c + self.stride], size) for c in chunks])
+        a = np.concatenate([resize_frames(self.store.frames[c], shape) for c in chunks])
+        b = np.concatenate([resize_frames(self.store.frames[c + self.stride], shape) for c in chunks])
         return a, b
 
     def sequences(self) -> list[np.ndarray]:
@@ -252,6 +259,7 @@ PLOTS = {
     "temporal": ["pair", "generated", "real"],
     "upsampler": ["model", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
     "pose": ["video", "keypoint_distance", "person_found"],
+    "realism": ["video", "ratio", "distance"],
 }
 
 
@@ -274,9 +282,11 @@ class Evaluation:
         return RealReference(self.store, next(iter(self.models.values()))[1].windows)
 
     @property
-    def size(self) -> int:
-        """The size of the generated videos."""
-        return int(self.rendered.manifest["models"][-1]["size"])
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the generated videos."""
+        last = self.rendered.manifest["models"][-1]
+        height, width = last.get("shape", (last["size"], last["size"]))
+        return int(height), int(width)
 
     def videos(self, request: str | None = None) -> list[str]:
         """Names of the rendered videos that were given labels (of kind ``request``, when given)."""
@@ -288,18 +298,22 @@ class Evaluation:
 
 def validation_losses(ev: Evaluation) -> dict[str, dict[str, float]]:
     """Each model's loss on the held-out tails at fixed noise levels, exactly as its training scored it
-    (``val_loss``), and for label-conditioned models the ``label_gain``: the share of that loss the
-    labels take away, 1 - loss / loss with the labels dropped. A gain near 0 says the model ignores
-    its labels, however well it denoises."""
-    losses, gains = {}, {}
+    (``val_loss``), the same on training clips (``train_loss``: far below ``val_loss``, the model
+    memorises its clips), and for label-conditioned models the ``label_gain``: the share of the
+    held-out loss the labels take away, 1 - loss / loss with the labels dropped. A gain near 0 says
+    the model ignores its labels, however well it denoises."""
+    losses, fitted, gains = {}, {}, {}
     for name, (model, data) in ev.models.items():
         sample_aug = model.sample_aug if model.is_upsampler else None
         validation = data.validation(model.diffusion, sample_aug, int(model.meta["seed"]))
         losses[name] = validation.loss(model.net, ev.device)
+        training = data.validation(model.diffusion, sample_aug, int(model.meta["seed"]), held_out=False)
+        fitted[name] = training.loss(model.net, ev.device)
         gain = validation.label_gain(model.net, ev.device, losses[name])
         if gain is not None:
             gains[name] = gain
-    return {"val_loss": losses, "label_gain": gains} if gains else {"val_loss": losses}
+    found = {"val_loss": losses, "train_loss": fitted}
+    return {**found, "label_gain": gains} if gains else found
 
 
 def label_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
@@ -335,11 +349,11 @@ def temporal_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
     """Temporal consistency and motion distance at the size of the generated videos; the motion
     distance of real held-out clips to the same reference is its floor."""
     real = ev.real
-    first, second = real.pairs(ev.size)
+    first, second = real.pairs(ev.shape)
     real_diff = mean_difference(first, second) if len(first) else math.nan
     temporal, per_pair = temporal_consistency(ev.rendered, real_diff)
     videos = [ev.rendered.frames[v["name"]] for v in ev.rendered.manifest["videos"]]
-    held_out = [resize_frames(ev.store.frames[rows], ev.size) for rows in real.sequences()]
+    held_out = [resize_frames(ev.store.frames[rows], ev.shape) for rows in real.sequences()]
     reference = pixel_changes(first, second) if len(first) else None
     for key, clips in (("motion_distance", videos), ("motion_distance_real_heldout", held_out)):
         if reference is not None and any(len(clip) > 1 for clip in clips):
@@ -369,7 +383,7 @@ def pose_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
     from vdlib.pose import load_pose_model
 
     pose_model = load_pose_model(ev.pose)
-    rendered, size = ev.rendered, ev.size
+    rendered, shape = ev.rendered, ev.shape
     per_video = {
         n: pose_fidelity(
             pose_model, rendered.frames[n], rendered.cond[n].reshape(len(rendered.frames[n]), -1, 3), ev.pose
@@ -379,13 +393,13 @@ def pose_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
     val_rows = ev.real.windows.val_frames
     real_frames = np.asarray(ev.store.frames[val_rows])
     asked = ev.labels.cond[val_rows].reshape(len(val_rows), -1, 3)
-    base_size = next(iter(ev.models.values()))[0].size
+    base_shape = next(iter(ev.models.values()))[0].shape
     references = {
         # The real frames at the generated size: the pose model's agreement with itself.
-        "real_heldout": resize_frames(real_frames, size),
+        "real_heldout": resize_frames(real_frames, shape),
         # ...and as the base model's resolution shows them (down to its size, back up bilinear):
         # what a perfect base model would give before the upsamplers add detail.
-        "real_heldout_at_base": resize_frames(resize_frames(real_frames, base_size), size),
+        "real_heldout_at_base": resize_frames(resize_frames(real_frames, base_shape), shape),
     }
     ceilings = {k: pose_fidelity(pose_model, v, asked, ev.pose) for k, v in references.items()}
     rows = [
@@ -393,6 +407,19 @@ def pose_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
         for name, r in [*per_video.items(), *ceilings.items()]
     ]
     return {"pose": {**_pooled(list(per_video.values())), **ceilings}}, rows
+
+
+def realism_metrics(ev: Evaluation) -> tuple[dict[str, Any], list[list[Any]]]:
+    """How far the generated frames lie from the base model's training frames, against the real
+    held-out frames (:mod:`vdlib.realism`): about 1 looks like the footage, far below 1 copies it."""
+    windows = ev.real.windows
+    if not len(windows.val_frames) or not ev.rendered.frames:
+        return {}, []
+    found = realism(ev.rendered.frames, ev.store.frames, windows.train_frames, windows.val_frames)
+    scale = found["real_heldout_distance"]
+    rows = [[name, ratio, ratio * scale] for name, ratio in found["per_video"].items()]
+    rows.append(["real_heldout", 1.0, scale])
+    return {"realism": found}, rows
 
 
 def open_evaluation(
@@ -452,6 +479,7 @@ def evaluate(
         "temporal": temporal_metrics,
         "upsampler": upsampler_metrics,
         "pose": pose_metrics,
+        "realism": realism_metrics,
     }
     for name, measure in plots.items():
         found, rows = measure(ev)

@@ -1,4 +1,5 @@
-"""Video → frames: decode with ffmpeg (fps, area scale, centred pad) into a frame store or PNG folders."""
+"""Video → frames: decode with ffmpeg (fps, area scale, centred pad or crop) into a frame store or PNG
+folders, at the videos' own aspect (``extract.aspect: keep``) or square."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PIL import Image
 from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import ExtractConfig
 from vdlib.frames import FrameStore, FrameStoreWriter
-from vdlib.video import DecodeResult, VideoInfo, check_path, decode_frames, decode_to_file
+from vdlib.video import DecodeResult, FrameFit, VideoInfo, check_path, decode_frames, decode_to_file, probe
 
 # A decode counts as short when it yields fewer frames than the probed duration promises, beyond
 # this tolerance (the fps filter may round one frame either way at each end).
@@ -82,6 +83,50 @@ VIDEO_SUFFIXES = (
 )  # fmt: skip
 
 
+KEEP_STEP = 8  # extract.aspect keep: the longer side is a multiple of 1/8 of the shorter one
+MAX_ASPECT = 4  # ...up to 4:1
+
+
+def padded_share(aspect: float, frame_aspect: float) -> float:
+    """The share of a frame of ``frame_aspect`` (width / height) left as padding around a picture of
+    ``aspect`` fitted inside it."""
+    return 1.0 - min(aspect / frame_aspect, frame_aspect / aspect)
+
+
+def keep_shape(aspects: list[float], weights: list[float], resolution: int) -> tuple[tuple[int, int], str]:
+    """The one (height, width) for pictures of display ``aspects`` (width / height), their shorter side
+    ``resolution`` and the longer ``resolution * k / 8``: the shape that leaves the least padding,
+    averaged with ``weights`` (the videos' durations), the smaller on a tie; and why, in one line.
+
+    Every model size that is a multiple of 8 then has whole-pixel frames of this aspect (``k / 8``
+    exactly, so the cascade's sizes double exactly)."""
+    wide = [(resolution, resolution * k // KEEP_STEP) for k in range(KEEP_STEP, KEEP_STEP * MAX_ASPECT + 1)]
+    total = sum(weights)
+
+    def waste(shape: tuple[int, int]) -> float:
+        shares = [padded_share(a, shape[1] / shape[0]) for a in aspects]
+        return round(sum(w * p for w, p in zip(weights, shares, strict=True)) / total, 9)
+
+    h, w = min([*wide, *((w, h) for h, w in wide[1:])], key=lambda shape: (waste(shape), shape[0] * shape[1]))
+    why = (
+        f"{h}x{w} (height x width) keeps the videos' aspect: {waste((h, w)):.0%} of each frame is "
+        f"padding, against {waste((resolution, resolution)):.0%} in a square"
+    )
+    return (h, w), why
+
+
+def choose_fit(videos: list[Path], cfg: ExtractConfig) -> tuple[FrameFit, str]:
+    """The stored frames' shape for ``videos`` under ``cfg.aspect``, and why (one line): square for
+    ``pad`` and ``crop``; for ``keep`` the :func:`keep_shape` of their probed display aspects."""
+    if cfg.aspect != "keep":
+        square = FrameFit.square(cfg.resolution, cfg.aspect)
+        return square, f"{cfg.resolution}x{cfg.resolution} ({cfg.aspect})"
+    infos = [probe(path) for path in videos]
+    aspects, weights = [i.display_aspect for i in infos], [i.duration_s or 1.0 for i in infos]
+    shape, why = keep_shape(aspects, weights, cfg.resolution)
+    return FrameFit(*shape), why
+
+
 def list_videos(source: str | Path | list[str | Path]) -> list[Path]:
     """The video files of ``source``: a file, a list of files, or a folder (its videos, by name)."""
     if isinstance(source, list | tuple):
@@ -108,9 +153,12 @@ def video_names(videos: list[Path]) -> list[str]:
     return names
 
 
-def extract_frames(video: str | Path | list[str | Path], out: str | Path, cfg: ExtractConfig) -> FrameStore:
+def extract_frames(
+    video: str | Path | list[str | Path], out: str | Path, cfg: ExtractConfig, fit: FrameFit | None = None
+) -> FrameStore:
     """Decode one video, a list of videos or a folder of videos into a frame store at ``out``
-    (written to a temp folder, then renamed).
+    (written to a temp folder, then renamed), at the shape ``cfg`` chooses (:func:`choose_fit`) or
+    ``fit``'s.
 
     Videos are stored one after the other; each frame's video number and its time within that video
     go to ``index.parquet``. ffmpeg writes the frames straight into ``frames.npy``: memory use does
@@ -118,15 +166,19 @@ def extract_frames(video: str | Path | list[str | Path], out: str | Path, cfg: E
     """
     videos, out = list_videos(video), Path(out)
     names = video_names(videos)
+    if fit is None:
+        fit, why = choose_fit(videos, cfg)
+        if cfg.aspect == "keep":
+            print(f"extract: frames {why}")
     times, ids, listed = [], [], []
     with atomic_output(out) as tmp:
-        writer = FrameStoreWriter(tmp, cfg.resolution)
+        writer = FrameStoreWriter(tmp, fit.shape)
         try:
             for number, path in enumerate(videos):
 
                 def run(result: DecodeResult, report: Callable[[int], None], path: Path = path) -> None:
                     decode_to_file(
-                        path, writer.file, cfg.resolution, cfg.fps, cfg.pad_color, cfg.start, cfg.end,
+                        path, writer.file, fit, cfg.fps, cfg.pad_color, cfg.start, cfg.end,
                         result=result, on_progress=report,
                     )  # fmt: skip
 
@@ -150,6 +202,7 @@ def extract_frames(video: str | Path | list[str | Path], out: str | Path, cfg: E
             {
                 "source": videos[0].name if len(videos) == 1 else f"{len(videos)} videos",
                 "fps": cfg.fps,
+                "aspect": cfg.aspect,
                 "pad_color": cfg.pad_color,
                 "start": cfg.start,
                 "end": cfg.end,
@@ -176,10 +229,10 @@ def extract_png_folders(
     with atomic_output(out) as tmp:
         tmp.mkdir(parents=True)
 
+        fit, _ = choose_fit([video], cfg)
+
         def run(result: DecodeResult, report: Callable[[int], None]) -> None:
-            chunks = decode_frames(
-                video, cfg.resolution, cfg.fps, cfg.pad_color, cfg.start, cfg.end, result=result
-            )
+            chunks = decode_frames(video, fit, cfg.fps, cfg.pad_color, cfg.start, cfg.end, result=result)
             written = 0
             for chunk in chunks:
                 for frame in chunk:

@@ -1,8 +1,8 @@
-"""The frame store: ``frames.npy`` (uint8, N x S x S x 3, memory-mapped) plus ``index.parquet``.
+"""The frame store: ``frames.npy`` (uint8, N x H x W x 3, memory-mapped) plus ``index.parquet``.
 
 ``index.parquet`` holds one row per frame (``frame``, ``video``, ``time_s``): the number of the
 video it comes from (stores can hold many videos, one after the other) and its time within that
-video. Its metadata holds how the store was made (fps, size, padding, trim) and the list of videos
+video. Its metadata holds how the store was made (fps, shape, aspect, padding, trim) and the list of videos
 (``videos``: name, source size, duration). Random clip access is O(1) without decoding.
 """
 
@@ -33,6 +33,20 @@ def evenly_spaced(items: np.ndarray, count: int) -> np.ndarray:
     return items[picks]
 
 
+def shape_at(stored: tuple[int, int], side: int, where: str = "") -> tuple[int, int]:
+    """The (height, width) of frames whose shorter side is ``side`` pixels, at the aspect of frames
+    ``stored`` (height, width). Raises ``VdlibError`` when that shape is not whole pixels."""
+    h, w = stored
+    short = min(h, w)
+    if (h * side) % short or (w * side) % short:
+        raise VdlibError(
+            f"{where or 'frame size'}: {side} px frames of the stored {h}x{w} (height x width) are not "
+            f"whole pixels; use a size that divides into {short} the way {h} and {w} do (a multiple of 8 "
+            "fits every shape extract.aspect: keep makes)"
+        )
+    return h * side // short, w * side // short
+
+
 def _npy_header(shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
@@ -51,14 +65,14 @@ class FrameStoreWriter:
     length for any count below 10^12.
     """
 
-    def __init__(self, folder: str | Path, size: int) -> None:
+    def __init__(self, folder: str | Path, shape: tuple[int, int]) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.size = size
-        self.frame_bytes = size * size * 3
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.frame_bytes = self.shape[0] * self.shape[1] * 3
         self.file = open(self.folder / FRAMES_FILE, "wb")  # noqa: SIM115 (closed by close/abort)
-        self._header_len = len(_npy_header((10**12 - 1, size, size, 3)))
-        self.file.write(_npy_header((0, size, size, 3)).ljust(self._header_len, b"\0"))
+        self._header_len = len(_npy_header((10**12 - 1, *self.shape, 3)))
+        self.file.write(_npy_header((0, *self.shape, 3)).ljust(self._header_len, b"\0"))
 
     @property
     def count(self) -> int:
@@ -73,7 +87,7 @@ class FrameStoreWriter:
         if len(times) != count:
             raise ValueError(f"{len(times)} timestamps for {count} frames")
         videos = np.zeros(count, dtype=np.int32) if videos is None else np.asarray(videos, np.int32)
-        header = _npy_header((count, self.size, self.size, 3))
+        header = _npy_header((count, *self.shape, 3))
         if len(header) != self._header_len:
             raise ValueError("frame store header length changed; too many frames")
         self.file.seek(0)
@@ -86,7 +100,7 @@ class FrameStoreWriter:
                 "time_s": pa.array(times, pa.float64()),
             }
         )
-        meta = {**meta, "size": self.size, "frames": count}
+        meta = {**meta, "size": min(self.shape), "shape": list(self.shape), "frames": count}
         table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
         pq.write_table(table, self.folder / INDEX_FILE)
 
@@ -119,13 +133,8 @@ class FrameStore:
             table = pq.read_table(path / INDEX_FILE)
         except (ValueError, OSError, pa.ArrowException) as exc:
             raise VdlibError(f"{path}: unreadable frame store ({exc})") from None
-        if (
-            frames.dtype != np.uint8
-            or frames.ndim != 4
-            or frames.shape[3] != 3
-            or frames.shape[1] != frames.shape[2]
-        ):
-            raise VdlibError(f"{path / FRAMES_FILE}: expected uint8 frames (N, S, S, 3), got {frames.shape}")
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+            raise VdlibError(f"{path / FRAMES_FILE}: expected uint8 frames (N, H, W, 3), got {frames.shape}")
         if table.num_rows != len(frames):
             raise VdlibError(
                 f"{path / INDEX_FILE}: {table.num_rows} rows for {len(frames)} frames in {FRAMES_FILE}"
@@ -149,9 +158,18 @@ class FrameStore:
         return len(self.frames)
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the stored frames, in pixels."""
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+    @property
     def size(self) -> int:
-        """Side of the stored square frames, in pixels."""
-        return int(self.frames.shape[1])
+        """The stored frames' shorter side, in pixels (``extract.resolution``)."""
+        return min(self.shape)
+
+    def shape_at(self, side: int, where: str = "") -> tuple[int, int]:
+        """(height, width) of frames at the store's aspect whose shorter side is ``side``."""
+        return shape_at(self.shape, side, where)
 
     @property
     def fps(self) -> float:

@@ -3,9 +3,14 @@
 It probes the local videos (URLs are fetched by the pipeline, so their length is not known here),
 then picks:
 - ``extract.fps``: the videos' own rate up to 10 frames per second;
+- ``extract.aspect: keep``: frames of the videos' own shape (the one that pads them least), not
+  squares, so no pixel of a wide video is spent on bars;
 - ``base.window``/``base.skip``: windows of about 2 s of motion taken as about 8 frames, shortened
   when the shortest usable video cannot hold a training window and a held-out window;
 - the labels (none, pose, or the given timestamp tables) and ``render`` requests left at ``auto``;
+- for short footage (under :data:`SHORT_FOOTAGE_S` in all), augmentations that keep labels true:
+  ``base.zoom`` (random zoom-in) and, unless the labels come from tables (which may name text or a
+  side), ``base.flip`` (pose keypoints are mirrored with the frames);
 - ``base.steps``, ``upsampler.steps`` and ``upsampler.fitted_steps`` to fit the minutes asked for on
   this machine, from a short measured speed probe of each model (written into params, so the run
   stays reproducible).
@@ -30,6 +35,7 @@ import yaml
 
 from vdlib.common import VdlibError
 from vdlib.config import SECTIONS, ModelTrainConfig, UpsamplerConfig, section_from_dict
+from vdlib.frames import shape_at
 
 STAMP = "# vdlib init: sha256="
 TARGET_SECONDS = 2.0  # motion a base clip spans
@@ -37,6 +43,8 @@ CLIP_FRAMES = 8  # frames the base model makes at once
 MAX_FPS = 10.0
 SHARES = {"base": 0.65, "upsampler": 0.28}  # of the training minutes; the upsampler share is per size...
 FITTED_SHARE = 0.25  # ...and the upsamplers with a fitted upscale train this share of its steps
+SHORT_FOOTAGE_S = 120.0  # less footage than this (in all) gets augmented base clips...
+SHORT_FOOTAGE_ZOOM = 0.15  # ...zoomed in by up to this share
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class Probed:
     source: str
     seconds: float | None  # None: not known before fetching (a URL)
     fps: float | None
+    aspect: float | None = None  # display width / height
 
 
 def probe_sources(sources: list[str]) -> list[Probed]:
@@ -64,7 +73,7 @@ def probe_sources(sources: list[str]) -> list[Probed]:
             raise VdlibError(f"{source}: no such file or folder")
         for path in list_videos(Path(source).expanduser()):
             info = probe(path)
-            out.append(Probed(str(path), info.duration_s, info.fps))
+            out.append(Probed(str(path), info.duration_s, info.fps, info.display_aspect))
     return out
 
 
@@ -100,19 +109,51 @@ def choose_window(videos: list[Probed], fps: float, val_fraction: float) -> tupl
     return window, skip, why
 
 
-def _synthetic_batch(cfg: ModelTrainConfig, size: int, frames: int, cond_dim: int, lowres: bool) -> dict:
+def choose_shape(videos: list[Probed], resolution: int) -> tuple[tuple[int, int], str]:
+    """The stored frames' (height, width) that ``extract.aspect: keep`` will make from the probed
+    videos (square when no aspect is known, as for URLs), and why."""
+    from vdlib.extract import keep_shape
+
+    known = [v for v in videos if v.aspect]
+    if not known:
+        return (resolution, resolution), "aspect unknown until fetched (URL): timed on square frames"
+    return keep_shape([v.aspect for v in known], [v.seconds or 1.0 for v in known], resolution)
+
+
+def choose_augmentation(base: dict[str, Any], videos: list[Probed], kind: str) -> str:
+    """Turn on ``base.zoom`` and (unless the labels come from tables) ``base.flip`` in ``base`` when the
+    footage is short; say why."""
+    if any(v.seconds is None for v in videos):
+        return "no augmentation: the footage's length is unknown until fetched"
+    seconds = sum(v.seconds for v in videos)
+    if seconds >= SHORT_FOOTAGE_S:
+        return f"no augmentation: {seconds:.0f} s of footage, at least {SHORT_FOOTAGE_S:g} s"
+    base["zoom"] = SHORT_FOOTAGE_ZOOM
+    flip = kind != "timestamps"
+    base["flip"] = flip
+    turned_on = f"base.zoom = {SHORT_FOOTAGE_ZOOM:g}" + (", base.flip = true" if flip else "")
+    kept = "" if flip else " (no flips: table labels may name a side, or text)"
+    return f"{turned_on}: {seconds:.0f} s of footage, under {SHORT_FOOTAGE_S:g} s, varied in training{kept}"
+
+
+def _synthetic_batch(
+    cfg: ModelTrainConfig, shape: tuple[int, int], frames: int, cond_dim: int, lowres: bool
+) -> dict:
     import torch
 
     gen = torch.Generator().manual_seed(0)
-    clip = torch.rand(cfg.batch, 3, frames, size, size, generator=gen) * 2 - 1
+    clip = torch.rand(cfg.batch, 3, frames, *shape, generator=gen) * 2 - 1
     batch = {"clip": clip, "cond": torch.zeros(cfg.batch, frames, cond_dim)}
     if lowres:
         batch["lowres"] = clip.clone()
     return batch
 
 
-def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, kind: str, steps: int = 4) -> float:
-    """Measured seconds of one training step of ``cfg``'s model on this machine (after a warm-up)."""
+def seconds_per_step(
+    cfg: ModelTrainConfig, shape: tuple[int, int], cond_dim: int, kind: str, steps: int = 4
+) -> float:
+    """Measured seconds of one training step of ``cfg``'s model on frames of ``shape`` (height, width)
+    on this machine (after a warm-up)."""
     import torch
 
     from vdlib.device import resolve_device, resolve_precision
@@ -127,8 +168,9 @@ def seconds_per_step(cfg: ModelTrainConfig, size: int, cond_dim: int, kind: str,
     model = UNet3D(unet_config(cfg, cond_dim, kind)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     diffusion = Diffusion(cfg.diffusion)
-    crop = cfg.crop if is_up and cfg.crop else size
-    batch = _synthetic_batch(cfg, crop, cfg.frames, cond_dim, is_up)
+    if is_up and cfg.crop:
+        shape = (min(cfg.crop, shape[0]), min(cfg.crop, shape[1]))
+    batch = _synthetic_batch(cfg, shape, cfg.frames, cond_dim, is_up)
     times = []
     for i in range(steps + 1):
         tick = time.perf_counter()
@@ -209,7 +251,7 @@ def _section(name: str) -> dict[str, Any]:
 
 
 def plan_params(
-    sources: list[str], labels: list[str], minutes: float, probe_speed: bool = True
+    sources: list[str], labels: list[str], minutes: float, probe_speed: bool = True, aspect: str = "keep"
 ) -> tuple[dict[str, Any], list[str]]:
     """The params for ``sources`` and the reasons for each choice (see the module's docstring)."""
     if minutes <= 0:
@@ -227,6 +269,12 @@ def plan_params(
     fps = choose_fps(videos)
     params["extract"]["fps"] = fps
     reasons.append(f"extract.fps = {fps:g}: the videos' rate, at most {MAX_FPS:g}")
+    params["extract"]["aspect"] = aspect
+    resolution = params["extract"]["resolution"]
+    stored, why = choose_shape(videos, resolution)
+    if aspect != "keep":
+        stored, why = (resolution, resolution), f"{resolution}x{resolution} squares, as asked"
+    reasons.append(f"extract.aspect = {aspect}: {why}")
     val = params["train"]["val_fraction"]
     window, skip, why = choose_window(videos, fps, val)
     params["base"].update({"window": window, "skip": skip})
@@ -237,13 +285,14 @@ def plan_params(
     section, cond_dim, why = label_settings(labels)
     params["labels"].update(section)
     reasons.append(why)
+    reasons.append(choose_augmentation(params["base"], videos, section["kind"]))
     params["render"].update({"labels": "auto", "timelines": "auto", "pose_from": "auto"})
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     if probe_speed:
-        base_s = seconds_per_step(base, base.resolution, cond_dim, section["kind"])
+        base_s = seconds_per_step(base, shape_at(stored, base.resolution), cond_dim, section["kind"])
         up = section_from_dict("upsampler", params["upsampler"])
-        up_s = seconds_per_step(up, 2 * base.resolution, cond_dim, section["kind"])
+        up_s = seconds_per_step(up, shape_at(stored, 2 * base.resolution), cond_dim, section["kind"])
         base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
         up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
         fitted_steps = max(20, int(up_steps * FITTED_SHARE))

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import PoseConfig
@@ -32,6 +33,20 @@ SKELETON = (
     (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
 )  # fmt: skip
 BUNDLED_MODEL = "yolo11n-pose.pt"
+# Each keypoint's mirror image: left and right swapped (the nose stays the nose).
+MIRRORED = tuple(
+    KEYPOINTS.index(kp.replace("left_", "<").replace("right_", "left_").replace("<", "right_"))
+    for kp in KEYPOINTS
+)
+
+
+def mirror_keypoints(cond: torch.Tensor) -> torch.Tensor:
+    """(..., 51) keypoints of frames flipped left to right: x becomes 1 - x where a keypoint is seen
+    (confidence > 0), and each left keypoint trades places with its right one."""
+    points = cond.reshape(*cond.shape[:-1], len(KEYPOINTS), 3)
+    x, y, conf = points.unbind(-1)
+    x = torch.where(conf > 0, 1 - x, x)
+    return torch.stack([x, y, conf], dim=-1)[..., list(MIRRORED), :].reshape(cond.shape)
 
 
 def resolve_pose_model(name: str) -> str:

@@ -26,15 +26,19 @@ def label_caption(labels: Labels, i: int) -> str:
     return " ".join(name.partition("=")[2] for name in active) or "-"
 
 
-def draw_skeleton(draw: ImageDraw.ImageDraw, keypoints: np.ndarray, size: int, min_conf: float = 0.3) -> None:
-    """Draw one person's (17, 3) normalised keypoints onto a ``size``-pixel square image."""
-    xy = keypoints[:, :2] * size
+def draw_skeleton(
+    draw: ImageDraw.ImageDraw, keypoints: np.ndarray, size: tuple[int, int], min_conf: float = 0.3
+) -> None:
+    """Draw one person's (17, 3) keypoints, normalised per axis, onto an image of ``size`` (width,
+    height)."""
+    xy = keypoints[:, :2] * np.asarray(size, dtype=np.float32)
     ok = keypoints[:, 2] >= min_conf
-    width = max(1, size // 96)
+    side = min(size)
+    width = max(1, side // 96)
     for a, b in SKELETON:
         if ok[a] and ok[b]:
             draw.line([tuple(xy[a]), tuple(xy[b])], fill=(0, 255, 120), width=width)
-    r = max(1.5, size / 100)
+    r = max(1.5, side / 100)
     for (x, y), good in zip(xy, ok, strict=True):
         if good:
             draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 60, 60))
@@ -45,16 +49,16 @@ def write_preview(
 ) -> Path:
     """Write an animated GIF of up to ``max_frames`` evenly spaced frames with their labels drawn."""
     picks = evenly_spaced(np.arange(len(store)), max_frames)
-    size = store.size * scale
+    width, height = store.shape[1] * scale, store.shape[0] * scale
     images = []
     for i in picks:
-        image = Image.fromarray(np.asarray(store.frames[i])).resize((size, size), Image.NEAREST)
+        image = Image.fromarray(np.asarray(store.frames[i])).resize((width, height), Image.NEAREST)
         draw = ImageDraw.Draw(image)
         if labels.kind == "pose" and labels.person is not None and labels.person[i]:
-            draw_skeleton(draw, labels.cond[i].reshape(-1, 3), size)
+            draw_skeleton(draw, labels.cond[i].reshape(-1, 3), (width, height))
         text = f"{store.times[i]:7.1f}s {label_caption(labels, i)}"
-        draw.rectangle([0, size - 14, size, size], fill=(0, 0, 0))
-        draw.text((3, size - 13), text, fill=(255, 255, 255))
+        draw.rectangle([0, height - 14, width, height], fill=(0, 0, 0))
+        draw.text((3, height - 13), text, fill=(255, 255, 255))
         images.append(np.asarray(image))
     step_s = (picks[1] - picks[0]) / store.fps if len(picks) > 1 and store.fps else 0.1
     return write_gif(np.stack(images), path, fps=1.0 / min(max(step_s, 0.02), 0.5))
@@ -68,29 +72,30 @@ def write_contact_sheet(
     min_size: int = 96,
     poses: np.ndarray | None = None,
 ) -> Path:
-    """Write (F, S, S, 3) uint8 frames as a PNG grid (frame numbers under each, ``caption`` on top).
+    """Write (F, H, W, 3) uint8 frames as a PNG grid (frame numbers under each, ``caption`` on top).
 
-    Small frames are enlarged (nearest neighbour) to at least ``min_size``; ``poses`` (F, 17, 3), if
-    given, are drawn over their frames.
+    Small frames are enlarged (nearest neighbour) until their shorter side is at least ``min_size``;
+    ``poses`` (F, 17, 3), if given, are drawn over their frames.
     """
     from vdlib.common import atomic_output
 
-    n, s = len(frames), frames.shape[1]
-    scale = max(1, -(-min_size // s))
-    tile, gap, top = s * scale, 2, 16
+    n, (h, w) = len(frames), frames.shape[1:3]
+    scale = max(1, -(-min_size // min(h, w)))
+    (tile_h, tile_w), gap, top = (h * scale, w * scale), 2, 16
     columns = max(1, min(columns, n))
     rows = -(-n // columns)
-    sheet = Image.new("RGB", (columns * (tile + gap) + gap, top + rows * (tile + gap + 12)), (24, 24, 24))
+    size = (columns * (tile_w + gap) + gap, top + rows * (tile_h + gap + 12))
+    sheet = Image.new("RGB", size, (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     draw.text((gap + 2, 2), caption, fill=(255, 255, 255))
     for i, frame in enumerate(frames):
-        image = Image.fromarray(np.asarray(frame)).resize((tile, tile), Image.NEAREST)
+        image = Image.fromarray(np.asarray(frame)).resize((tile_w, tile_h), Image.NEAREST)
         if poses is not None:
-            draw_skeleton(ImageDraw.Draw(image), poses[i], tile)
-        x = gap + (i % columns) * (tile + gap)
-        y = top + (i // columns) * (tile + gap + 12)
+            draw_skeleton(ImageDraw.Draw(image), poses[i], (tile_w, tile_h))
+        x = gap + (i % columns) * (tile_w + gap)
+        y = top + (i // columns) * (tile_h + gap + 12)
         sheet.paste(image, (x, y))
-        draw.text((x + 2, y + tile), str(i), fill=(200, 200, 200))
+        draw.text((x + 2, y + tile_h), str(i), fill=(200, 200, 200))
     path = Path(path)
     with atomic_output(path) as tmp:
         sheet.save(tmp, format="PNG")

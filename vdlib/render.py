@@ -144,7 +144,13 @@ def render(
         "fps": fps,
         "batch": batch,
         "models": [
-            {"folder": str(m.folder), "size": m.size, "window": m.window, **asdict(m.sampling)}
+            {
+                "folder": str(m.folder),
+                "size": m.size,
+                "shape": list(m.shape),
+                "window": m.window,
+                **asdict(m.sampling),
+            }
             for m in cascade
         ],
         "videos": [],
@@ -219,7 +225,7 @@ def render_videos(
     if frames is not None and labels is not None and Path(frames).is_dir() and Path(labels).is_file():
         held_out = open_held_out(frames, labels, cascade[0].meta)
     requests = build_requests(
-        cfg, cascade[0].labels, fps, pose or PoseConfig(), size=cascade[-1].size, held_out=held_out,
+        cfg, cascade[0].labels, fps, pose or PoseConfig(), shape=cascade[-1].shape, held_out=held_out,
         keys=keys or PARAM_KEYS,
     )  # fmt: skip
     return render(

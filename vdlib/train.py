@@ -37,6 +37,7 @@ from vdlib.clips import (
     ModelFrames,
     Upscale,
     fit_upscale,
+    half,
     make_batch,
     resize_clip,
     to_model_range,
@@ -161,7 +162,7 @@ def measure_residual_scale(
         return 0.0
     starts = evenly_spaced(windows.train_starts, 32)
     batch = make_batch(
-        ModelFrames(store, BatchSpec(spec.size, spec.batch, False, lowres=True, upscale=spec.upscale)),
+        ModelFrames(store, BatchSpec(spec.shape, spec.batch, False, lowres=True, upscale=spec.upscale)),
         cond,
         windows.rows(starts),
     )
@@ -170,10 +171,11 @@ def measure_residual_scale(
 
 
 def _center_crop(batch: dict[str, torch.Tensor], crop: int) -> dict[str, torch.Tensor]:
-    if not crop or crop >= batch["clip"].shape[-1]:
+    height, width = batch["clip"].shape[-2:]
+    if not crop or crop >= max(height, width):
         return batch
-    off = (batch["clip"].shape[-1] - crop) // 2
-    return {k: v[..., off : off + crop, off : off + crop] if v.ndim == 5 else v for k, v in batch.items()}
+    top, left = (height - min(crop, height)) // 2, (width - min(crop, width)) // 2
+    return {k: v[..., top : top + crop, left : left + crop] if v.ndim == 5 else v for k, v in batch.items()}
 
 
 def training_loss(
@@ -300,20 +302,30 @@ class JobData:
                 f"{job.prefix}: size {job.size} is larger than the stored frames ({store.size}); "
                 "raise extract.resolution"
             )
+        shape = store.shape_at(job.size, job.name)
+        step = cfg.model.size_multiple
+        if shape[0] % step or shape[1] % step:
+            raise VdlibError(
+                f"{job.prefix}.model.mults: {job.name} frames of {shape[0]}x{shape[1]} (height x width, at "
+                f"the stored frames' aspect) must be multiples of {step} (2 ^ levels-1); use fewer levels, "
+                "or a size that is a multiple of 8 times that"
+            )
         windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
         windows.check(str(job.frames), job.prefix)
         upscale = Upscale()
         if isinstance(cfg, UpsamplerConfig) and cfg.fitted(job.size):
             frames = evenly_spaced(windows.train_frames, UPSCALE_FRAMES)  # never the held-out tail
-            upscale = fit_upscale(store, frames, job.size)
+            upscale = fit_upscale(store, frames, shape)
         spec = BatchSpec(
-            size=job.size,
+            shape=shape,
             batch=cfg.batch,
             flip=cfg.flip,
             lowres=job.is_upsampler,
             crop=cfg.crop if isinstance(cfg, UpsamplerConfig) else 0,
             image_prob=cfg.image_prob,
             upscale=upscale,
+            zoom=cfg.zoom if isinstance(cfg, BaseConfig) else 0.0,
+            keypoints=labels.kind == "pose",
         )
         residual = Residual()
         if isinstance(cfg, UpsamplerConfig):
@@ -329,13 +341,25 @@ class JobData:
             store, int(meta["window"]), int(meta["skip"]), float(meta["val_fraction"])
         )
         windows.check(str(frames), str(model.folder))
+        if store.shape_at(model.size) != model.shape:
+            raise VdlibError(
+                f"{model.folder}: trained on {model.shape[0]}x{model.shape[1]} frames, but {frames} holds "
+                f"frames of another aspect ({store.shape[0]}x{store.shape[1]}); retrain it on these frames"
+            )
         lowres, crop = model.is_upsampler, int(meta["crop"])
-        spec = BatchSpec(model.size, VAL_CLIPS, False, lowres=lowres, crop=crop, upscale=model.upscale)
+        spec = BatchSpec(model.shape, VAL_CLIPS, False, lowres=lowres, crop=crop, upscale=model.upscale)
         return cls(store, labels, windows, spec, model.residual)
 
-    def validation(self, diffusion: Diffusion, sample_aug: float | None, seed: int) -> ValidationSet:
-        """The :class:`ValidationSet` of this data's held-out clips (centre crops when training crops)."""
-        rows = self.windows.rows(self.windows.val_starts(VAL_CLIPS))
+    def validation(
+        self, diffusion: Diffusion, sample_aug: float | None, seed: int, held_out: bool = True
+    ) -> ValidationSet:
+        """The :class:`ValidationSet` of this data's held-out clips (centre crops when training crops);
+        with ``held_out`` False, of as many evenly spaced training clips, scored the same way (a
+        held-out loss far above it says the model memorises its training clips)."""
+        starts = self.windows.val_starts(VAL_CLIPS)
+        if not held_out:
+            starts = evenly_spaced(self.windows.train_starts, VAL_CLIPS)
+        rows = self.windows.rows(starts)
         batch = make_batch(ModelFrames(self.store, self.spec), self.labels.cond, rows)
         batch = _center_crop(batch, self.spec.crop)
         return ValidationSet(batch, diffusion, self.residual, sample_aug, seed)
@@ -658,6 +682,7 @@ def model_meta(job: TrainJob, data: JobData) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "kind": "upsampler" if job.is_upsampler else "base",
         "size": job.size,
+        "shape": list(data.spec.shape),
         "diffusion": asdict(cfg.diffusion),
         "frames": windows.frames,
         "window": cfg.window,
@@ -684,8 +709,8 @@ def sample_clip(
     frames (the stored frames brought down to half the size)."""
     row = data.windows.rows(data.windows.val_starts(1))[0]
     stored = to_model_range(data.store.frames[row])[None]
-    real = resize_clip(stored, job.size)
-    lowres = resize_clip(stored, job.size // 2) if job.is_upsampler else None
+    real = resize_clip(stored, data.spec.shape)
+    lowres = resize_clip(stored, half(data.spec.shape)) if job.is_upsampler else None
     cond = data.labels.cond[row][None] if data.labels.dim else None
     as_rendered = CascadeModel(
         job.model_out, model, model_meta(job, data), SAMPLE_SETTINGS, "training samples"

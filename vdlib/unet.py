@@ -397,11 +397,13 @@ class UNet3D(nn.Module):
         px, py, conf = points.unbind(-1)  # (B, F, K) each; x and y in [0, 1] of the frame
         if cond_mask is not None:
             conf = conf * cond_mask.to(x.dtype)[:, None, None]
-        scale = -0.5 / self.cfg.keypoint_sigma**2
+        scale = -0.5 / self.cfg.keypoint_sigma**2  # sigma: a share of the frame's shorter side
         xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w
         ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h
-        gx = torch.exp(scale * (xs - px[..., None]) ** 2)  # (B, F, K, W)
-        gy = torch.exp(scale * (ys - py[..., None]) ** 2) * conf[..., None]  # (B, F, K, H)
+        gx = torch.exp(scale * ((xs - px[..., None]) * (w / min(h, w))) ** 2)  # (B, F, K, W)
+        gy = (
+            torch.exp(scale * ((ys - py[..., None]) * (h / min(h, w))) ** 2) * conf[..., None]
+        )  # (B, F, K, H)
         return torch.einsum("bfkh,bfkw->bkfhw", gy, gx)
 
     def forward(

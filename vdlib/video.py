@@ -1,4 +1,4 @@
-"""ffmpeg I/O: find the binary, probe a file, decode to square RGB frames, encode frames to video.
+"""ffmpeg I/O: find the binary, probe a file, decode to RGB frames of a set shape, encode frames to video.
 
 Scaling, padding and fps sampling happen inside ffmpeg's filter graph; Python only sees raw RGB bytes.
 Probing parses ffmpeg's own input header, so it needs no ``ffprobe`` (``imageio-ffmpeg`` ships only
@@ -47,12 +47,22 @@ class VideoInfo:
     height: int
     fps: float | None
     duration_s: float | None
+    sar: float = 1.0  # sample (pixel) aspect ratio
+    rotation: int = 0  # display rotation in degrees (ffmpeg turns the frames upright when decoding)
+
+    @property
+    def display_aspect(self) -> float:
+        """Width over height as the video is shown: pixel aspect and rotation applied."""
+        aspect = self.width * self.sar / self.height
+        return 1 / aspect if self.rotation % 180 == 90 else aspect
 
 
 _INPUT_RE = re.compile(r"^Input #0, (?P<container>[^ ]+), from ", re.M)
 _DURATION_RE = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d+):(?P<s>[\d.]+)")
 _VIDEO_RE = re.compile(r"Stream #0:\d+.*?: Video: (?P<codec>\w+)(?P<rest>.*)$", re.M)
 _SIZE_RE = re.compile(r"\b(?P<w>\d{2,5})x(?P<h>\d{2,5})\b")
+_SAR_RE = re.compile(r"\bSAR (?P<num>\d+):(?P<den>\d+)")
+_ROTATION_RE = re.compile(r"rotation of (?P<deg>-?[\d.]+) degrees")
 _FPS_RE = re.compile(r"(?P<fps>[\d.]+k?) (?:fps|tbr)\b")
 _IMAGE_CONTAINERS = ("image2", "_pipe", "gif", "apng", "webp")
 
@@ -97,6 +107,8 @@ def parse_header(path: Path, stderr: str) -> VideoInfo:
     if fps_match:
         text = fps_match["fps"]
         fps = float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+    sar_match, rotation = _SAR_RE.search(stream["rest"]), _ROTATION_RE.search(header)
+    sar = int(sar_match["num"]) / int(sar_match["den"]) if sar_match and int(sar_match["num"]) else 1.0
     duration = _DURATION_RE.search(header)
     duration_s = None
     if duration:
@@ -109,6 +121,8 @@ def parse_header(path: Path, stderr: str) -> VideoInfo:
         height=int(size["h"]),
         fps=fps,
         duration_s=duration_s,
+        sar=sar,
+        rotation=round(float(rotation["deg"])) % 360 if rotation else 0,
     )
 
 
@@ -134,33 +148,58 @@ def probe(path: str | Path) -> VideoInfo:
     return parse_header(path, proc.stderr)
 
 
-def square_filter_args(size: int, fps: float, pad_color: str) -> list[tuple[str, dict]]:
-    """The filter chain: sample at ``fps``, area-scale to fit ``size`` as the video is shown, pad
-    centred to a square.
+FIT_MODES = ("pad", "crop")
 
-    The fit uses the display aspect ``iw * sar / ih``: a clip with non-square pixels (sample aspect
-    ratio, SAR) keeps the shape it has on screen. Display rotation needs no filter here: ffmpeg turns
-    rotated clips upright before the graph (``autorotate``, on by default).
-    """
-    wide = "gte(iw*sar,ih)"
-    return [
-        ("fps", {"fps": fps}),
-        (
-            "scale",
-            {
-                "w": f"if({wide},{size},max(1,round({size}*iw*sar/ih)))",
-                "h": f"if({wide},max(1,round({size}*ih/(iw*sar))),{size})",
-                "flags": "area",
-            },
-        ),
-        ("pad", {"w": size, "h": size, "x": "(ow-iw)/2", "y": "(oh-ih)/2", "color": pad_color}),
-        ("setsar", {"sar": 1}),
-    ]
+
+@dataclass(frozen=True)
+class FrameFit:
+    """The decoded frames' shape, and how a video of another aspect fits it: ``pad`` scales the
+    picture to fit inside and pads the rest centred; ``crop`` scales it to cover and cuts the rest
+    centred."""
+
+    height: int
+    width: int
+    mode: str = "pad"
+
+    @classmethod
+    def square(cls, side: int, mode: str = "pad") -> FrameFit:
+        """Square frames of ``side`` pixels."""
+        return cls(side, side, mode)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.height, self.width
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one RGB frame."""
+        return self.height * self.width * 3
+
+    def filter_args(self, fps: float, pad_color: str) -> list[tuple[str, dict]]:
+        """The filter chain: sample at ``fps``, area-scale as the video is shown, then pad or crop
+        centred to ``height`` x ``width``.
+
+        The fit uses the display aspect ``iw * sar / ih``: a clip with non-square pixels (sample aspect
+        ratio, SAR) keeps the shape it has on screen. Display rotation needs no filter here: ffmpeg
+        turns rotated clips upright before the graph (``autorotate``, on by default).
+        """
+        h, w = self.height, self.width
+        # Wider than the frame (by display aspect): with pad the width fills it, with crop the height.
+        wider = f"gte(iw*sar*{h},ih*{w})"
+        fit_w, fit_h = f"max(1,round({h}*iw*sar/ih))", f"max(1,round({w}*ih/(iw*sar)))"
+        if self.mode == "crop":
+            scale = {"w": f"if({wider},{fit_w},{w})", "h": f"if({wider},{h},{fit_h})"}
+            place = ("crop", {"w": w, "h": h, "x": "(iw-ow)/2", "y": "(ih-oh)/2"})
+        else:
+            scale = {"w": f"if({wider},{w},{fit_w})", "h": f"if({wider},{fit_h},{h})"}
+            place = ("pad", {"w": w, "h": h, "x": "(ow-iw)/2", "y": "(oh-ih)/2", "color": pad_color})
+        return [("fps", {"fps": fps}), ("scale", {**scale, "flags": "area"}), place, ("setsar", {"sar": 1})]
 
 
 def decode_command(
     path: str | Path,
-    size: int,
+    fit: FrameFit,
     fps: float,
     pad_color: str = "black",
     start: float | None = None,
@@ -169,7 +208,7 @@ def decode_command(
     output_format: str = "rawvideo",
     header: bool = False,
 ) -> list[str]:
-    """The ffmpeg command line that decodes ``path`` to ``size``x``size`` RGB frames at ``fps``.
+    """The ffmpeg command line that decodes ``path`` to RGB frames of ``fit``'s shape at ``fps``.
 
     ``header``: also log the input header (level-tagged, so errors stay apart from it), which saves a
     separate probe.
@@ -180,7 +219,7 @@ def decode_command(
     if end is not None:
         input_args["t"] = end - (start or 0.0)
     stream = ffmpeg.input(str(path), **input_args).video
-    for name, kwargs in square_filter_args(size, fps, pad_color):
+    for name, kwargs in fit.filter_args(fps, pad_color):
         stream = stream.filter(name, **kwargs)
     out = ffmpeg.output(stream, output, format=output_format, pix_fmt="rgb24", an=None)
     cmd = ffmpeg.compile(out, cmd=ffmpeg_exe())
@@ -260,7 +299,7 @@ def _finish(proc: subprocess.Popen, tail: _StderrTail, result: DecodeResult) -> 
 
 def decode_frames(
     path: str | Path,
-    size: int,
+    fit: FrameFit,
     fps: float,
     pad_color: str = "black",
     start: float | None = None,
@@ -268,14 +307,14 @@ def decode_frames(
     chunk: int = 64,
     result: DecodeResult | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield uint8 arrays of shape (n <= chunk, size, size, 3), streaming from an ffmpeg pipe.
+    """Yield uint8 arrays of shape (n <= chunk, height, width, 3), streaming from an ffmpeg pipe.
 
     Memory stays bounded by ``chunk`` frames. When the generator is exhausted, ``result`` (if given)
     holds the frame count, ffmpeg's return code and its error lines.
     """
     result = result if result is not None else DecodeResult()
-    cmd = decode_command(path, size, fps, pad_color, start, end, header=True)
-    frame_bytes = size * size * 3
+    cmd = decode_command(path, fit, fps, pad_color, start, end, header=True)
+    frame_bytes = fit.frame_bytes
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _widen_pipe(proc.stdout)
     tail = _StderrTail(proc.stderr, result.header)
@@ -286,7 +325,7 @@ def decode_frames(
             n = len(buf) // frame_bytes
             if n:
                 result.frames += n
-                yield np.frombuffer(buf, dtype=np.uint8, count=n * frame_bytes).reshape(n, size, size, 3)
+                yield np.frombuffer(buf, dtype=np.uint8, count=n * frame_bytes).reshape(n, *fit.shape, 3)
             if len(buf) < frame_bytes * chunk:
                 break
     finally:
@@ -297,7 +336,7 @@ def decode_frames(
 def decode_to_file(
     path: str | Path,
     fh: BinaryIO,
-    size: int,
+    fit: FrameFit,
     fps: float,
     pad_color: str = "black",
     start: float | None = None,
@@ -312,8 +351,8 @@ def decode_to_file(
     called a few times a second.
     """
     result = result if result is not None else DecodeResult()
-    cmd = decode_command(path, size, fps, pad_color, start, end, header=True)
-    frame_bytes = size * size * 3
+    cmd = decode_command(path, fit, fps, pad_color, start, end, header=True)
+    frame_bytes = fit.frame_bytes
     fh.flush()
     offset = fh.tell()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.PIPE)
