@@ -72,11 +72,14 @@ def repro_and_check(project: Path, gifs: list[str]) -> dict:
 
 
 def assert_outputs_have_shape(project: Path, shape: tuple[int, int]) -> None:
-    """Every GIF, MP4 frame and contact sheet tile of the run is (height, width) ``shape``."""
+    """Every GIF, generated frame and contact sheet tile of the run, and the label preview (2x), is
+    (height, width) ``shape``."""
     from PIL import Image
 
     gifs = sorted((project / "reports" / "gifs").glob("*.gif"))
     assert gifs and all(Image.open(gif).size == shape[::-1] for gif in gifs)
+    preview = Image.open(project / "reports" / "labels" / "preview.gif")  # the stored frames, 2x
+    assert preview.size == (2 * shape[1], 2 * shape[0])
     with np.load(project / "reports" / "gifs" / "generated.npz") as arrays:
         made = [arrays[k] for k in arrays.files if k.startswith("frames/")]
     assert {m.shape[1:3] for m in made} == {shape}
@@ -133,19 +136,22 @@ def test_init_then_repro_without_labels(tmp_path):
 
 
 def test_timestamps_from_a_table_alone(tmp_path):
-    """Only the table is set: render asks for the label combinations the frames carry."""
+    """Only the table is set: render asks for the label combinations the frames carry; a tall phone
+    clip (9:16) keeps its shape through every stage and the label classifier."""
     table = "start,end,label,group\n0,3,red,colour\n3,6,blue,colour\n0,2,left,place\n2,6,right,place\n"
 
     def own_clip(params):
         params["fetch"]["source"] = "clip.mp4"
+        params["extract"]["aspect"] = "keep"
         params["labels"].update({"kind": "timestamps", "tables": ["labels/tables/mine.csv"]})
         for key in ("labels", "timelines", "pose_from"):
             params["render"][key] = "auto"
 
     project = make_git_project(tmp_path, own_clip, {"labels/tables/mine.csv": table})
-    make_clip(project / "clip.mp4", "160x120", 25, 6)
+    make_clip(project / "clip.mp4", "144x256", 25, 6)
     # Frames at 10 fps: blue+right covers 3-6 s (30 frames), red+right 2-3 s, red+left 0-2 s (20).
     metrics = repro_and_check(project, ["blue-right", "red-left"])
+    assert_outputs_have_shape(project, (224, 128))
     assert set(metrics["label_accuracy"]["generated"]) == {"colour", "place"}
     assert set(metrics["label_accuracy"]["real_heldout"]) <= {"colour", "place"}
     assert set(metrics["identity_stability"]["generated"]) == {"colour", "place"}

@@ -8,7 +8,8 @@ then picks:
 - ``base.window``/``base.skip``: windows of about 2 s of motion taken as about 8 frames, shortened
   when the shortest usable video cannot hold a training window and a held-out window;
 - the labels (none, pose, or the given timestamp tables) and ``render`` requests left at ``auto``;
-- for short footage (under :data:`SHORT_FOOTAGE_S` in all), augmentations that keep labels true:
+- when the planned steps would show the base model each training window more than
+  :data:`AUGMENT_VIEWS` times (little footage, long training), augmentations that keep labels true:
   ``base.zoom`` (random zoom-in) and, unless the labels come from tables (which may name text or a
   side), ``base.flip`` (pose keypoints are mirrored with the frames);
 - ``base.steps``, ``upsampler.steps`` and ``upsampler.fitted_steps`` to fit the minutes asked for on
@@ -35,7 +36,7 @@ import yaml
 
 from vdlib.common import VdlibError
 from vdlib.config import SECTIONS, ModelTrainConfig, UpsamplerConfig, section_from_dict
-from vdlib.frames import shape_at
+from vdlib.frames import ClipWindows, shape_at
 
 STAMP = "# vdlib init: sha256="
 TARGET_SECONDS = 2.0  # motion a base clip spans
@@ -43,8 +44,10 @@ CLIP_FRAMES = 8  # frames the base model makes at once
 MAX_FPS = 10.0
 SHARES = {"base": 0.65, "upsampler": 0.28}  # of the training minutes; the upsampler share is per size...
 FITTED_SHARE = 0.25  # ...and the upsamplers with a fitted upscale train this share of its steps
-SHORT_FOOTAGE_S = 120.0  # less footage than this (in all) gets augmented base clips...
-SHORT_FOOTAGE_ZOOM = 0.15  # ...zoomed in by up to this share
+# Base training that shows each training window more often than this gets varied clips, zoomed in by
+# up to AUGMENT_ZOOM (reports/real_footage.md: at 14 views, zoom and flips cost loss and realism).
+AUGMENT_VIEWS = 50
+AUGMENT_ZOOM = 0.15
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,6 @@ def choose_fps(videos: list[Probed]) -> float:
 def choose_window(videos: list[Probed], fps: float, val_fraction: float) -> tuple[int, int, str]:
     """(window, skip, why): about 2 s in about 8 frames, shortened until the longest known video
     holds a training window and a held-out one."""
-    from vdlib.frames import ClipWindows
-
     window = max(2, round(TARGET_SECONDS * fps))
     why = f"{window} frames = {window / fps:g} s of motion per base clip"
     lengths = tuple(math.floor(v.seconds * fps) for v in videos if v.seconds)
@@ -120,20 +121,21 @@ def choose_shape(videos: list[Probed], resolution: int) -> tuple[tuple[int, int]
     return keep_shape([v.aspect for v in known], [v.seconds or 1.0 for v in known], resolution)
 
 
-def choose_augmentation(base: dict[str, Any], videos: list[Probed], kind: str) -> str:
-    """Turn on ``base.zoom`` and (unless the labels come from tables) ``base.flip`` in ``base`` when the
-    footage is short; say why."""
-    if any(v.seconds is None for v in videos):
+def choose_augmentation(base: dict[str, Any], windows: int | None, kind: str) -> str:
+    """Turn on ``base.zoom`` and (unless the labels come from tables) ``base.flip`` in ``base`` when its
+    steps show each of the ``windows`` training windows more than :data:`AUGMENT_VIEWS` times; say why."""
+    if not windows:
         return "no augmentation: the footage's length is unknown until fetched"
-    seconds = sum(v.seconds for v in videos)
-    if seconds >= SHORT_FOOTAGE_S:
-        return f"no augmentation: {seconds:.0f} s of footage, at least {SHORT_FOOTAGE_S:g} s"
-    base["zoom"] = SHORT_FOOTAGE_ZOOM
+    views = base["steps"] * base["batch"] / windows
+    seen = f"each of the {windows} training windows is seen {views:.0f} times"
+    if views <= AUGMENT_VIEWS:
+        return f"no augmentation: {seen} (at most {AUGMENT_VIEWS})"
+    base["zoom"] = AUGMENT_ZOOM
     flip = kind != "timestamps"
     base["flip"] = flip
-    turned_on = f"base.zoom = {SHORT_FOOTAGE_ZOOM:g}" + (", base.flip = true" if flip else "")
+    turned_on = f"base.zoom = {AUGMENT_ZOOM:g}" + (", base.flip = true" if flip else "")
     kept = "" if flip else " (no flips: table labels may name a side, or text)"
-    return f"{turned_on}: {seconds:.0f} s of footage, under {SHORT_FOOTAGE_S:g} s, varied in training{kept}"
+    return f"{turned_on}: {seen}, more than {AUGMENT_VIEWS}{kept}"
 
 
 def _synthetic_batch(
@@ -285,7 +287,6 @@ def plan_params(
     section, cond_dim, why = label_settings(labels)
     params["labels"].update(section)
     reasons.append(why)
-    reasons.append(choose_augmentation(params["base"], videos, section["kind"]))
     params["render"].update({"labels": "auto", "timelines": "auto", "pose_from": "auto"})
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
@@ -307,6 +308,11 @@ def plan_params(
             f"{up_steps} per size ({up_s:.3f} s/step), upsampler.fitted_steps = {fitted_steps} (the "
             f"upsamplers with a fitted upscale): about {minutes:g} min of training"
         )
+    windows = None
+    if all(v.seconds for v in videos):
+        lengths = tuple(math.floor(v.seconds * fps) for v in videos)
+        windows = len(ClipWindows(lengths, window, skip, val).train_starts)
+    reasons.append(choose_augmentation(params["base"], windows, section["kind"]))
     return params, reasons
 
 

@@ -1,0 +1,35 @@
+"""`vdlib init`'s choices that need no speed probe: the frame shape and the augmentations."""
+
+import pytest
+
+from tests.conftest import make_testsrc
+from vdlib.init import AUGMENT_VIEWS, AUGMENT_ZOOM, Probed, choose_augmentation, choose_shape, plan_params
+
+
+def test_the_frame_shape_follows_the_probed_videos():
+    wide = Probed("a.mp4", 20.0, 25.0, 16 / 9)
+    assert choose_shape([wide], 128)[0] == (128, 224)
+    assert choose_shape([wide, Probed("https://example.org/v", None, None)], 128)[0] == (128, 224)
+    shape, why = choose_shape([Probed("https://example.org/v", None, None)], 128)
+    assert shape == (128, 128) and "unknown until fetched" in why
+
+
+@pytest.mark.parametrize(("kind", "flip"), [("none", True), ("pose", True), ("timestamps", False)])
+def test_augmentation_only_when_each_window_would_be_seen_often(kind, flip):
+    base = {"steps": 1000, "batch": 2, "zoom": 0.0, "flip": False}
+    assert choose_augmentation(base, 2000 // AUGMENT_VIEWS, kind).startswith("no augmentation")
+    assert base["zoom"] == 0.0 and base["flip"] is False
+    assert "unknown until fetched" in choose_augmentation(base, None, kind)
+    why = choose_augmentation(base, 2000 // AUGMENT_VIEWS - 1, kind)
+    assert base["zoom"] == AUGMENT_ZOOM and base["flip"] is flip
+    assert why.startswith("base.zoom = 0.15") and ("base.flip = true" in why) is flip
+
+
+def test_init_keeps_a_wide_clips_shape_unless_asked_for_squares(tmp_path):
+    clip = make_testsrc(tmp_path / "wide.mp4", 320, 136, 2)
+    params, reasons = plan_params([str(clip)], ["none"], 1.0, probe_speed=False)
+    assert params["extract"]["aspect"] == "keep"
+    assert any(r.startswith("extract.aspect = keep: 128x304") for r in reasons)
+    squares, reasons = plan_params([str(clip)], ["none"], 1.0, probe_speed=False, aspect="pad")
+    assert squares["extract"]["aspect"] == "pad"
+    assert "extract.aspect = pad: 128x128 squares, as asked" in reasons
