@@ -164,7 +164,7 @@ def window_plan(total: int, window: int, context: int) -> list[tuple[int, int]]:
 class StageOutput:
     """One model's frames for a batch of videos, in [-1, 1], and what they cost."""
 
-    clip: torch.Tensor  # (B, 3, K, S, S)
+    clip: torch.Tensor  # (B, 3, K, H, W)
     borders: list[int]  # chained: first new frame of each later window; joint: where a window starts or ends
     evaluations: int  # network evaluations per video
     seconds: float  # for the whole batch

@@ -77,7 +77,7 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def augment_frames(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Label-preserving changes to (B, 3, S, S) frames in [-1, 1], drawn from ``gen``: shifts of up
+    """Label-preserving changes to (B, 3, H, W) frames in [-1, 1], drawn from ``gen``: shifts of up
     to a tenth of the frame, zoom 0.85-1.15, aspect 0.9-1.1, rotation up to 10 degrees, blur up to
     1 px and light noise. Without them the classifier learns shortcuts that do not name the label: on
     the demo it told circles from squares by their area (a real circle zoomed 1.1x read as a square,
@@ -104,7 +104,7 @@ def augment_frames(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def train_classifier(
     frames: np.ndarray, cond: np.ndarray, names: list[str], cfg: EvaluateConfig
 ) -> FrameClassifier:
-    """Fit a :class:`FrameClassifier` to real (N, S, S, 3) frames and their labels (deterministic),
+    """Fit a :class:`FrameClassifier` to real (N, H, W, 3) frames and their labels (deterministic),
     on :func:`augment_frames` versions of them."""
     groups = group_slices(names)
     x = classifier_input(frames, cfg.classifier_size)
@@ -166,5 +166,5 @@ def identity_stability(
 def label_accuracy(
     classifier: FrameClassifier, frames: np.ndarray, cond: np.ndarray, names: list[str], size: int
 ) -> dict[str, float]:
-    """:func:`accuracy` of the classifier on (N, S, S, 3) ``frames`` asked to show ``cond``."""
+    """:func:`accuracy` of the classifier on (N, H, W, 3) ``frames`` asked to show ``cond``."""
     return accuracy(predict(classifier, frames, size), targets(cond, names), names)

@@ -97,9 +97,7 @@ class ExtractConfig:
     padding colour and optional trim."""
 
     resolution: int = 128
-    aspect: str = (
-        "pad"  # keep: the videos' own shape | pad: square, centred with bars | crop: square, centre cut
-    )
+    aspect: str = "pad"  # keep: the videos' own shape | pad: square with bars | crop: square, centre cut
     fps: float = 10.0
     pad_color: str = "black"
     start: float | None = None

@@ -123,7 +123,7 @@ def upsampler_fidelity(
 
 
 def pose_fidelity(model: Any, frames: np.ndarray, keypoints: np.ndarray, pose: PoseConfig) -> dict[str, Any]:
-    """Pose ``model`` on (K, S, S, 3) frames vs the (K, 17, 3) keypoints asked for: mean normalised
+    """Pose ``model`` on (K, H, W, 3) frames vs the (K, 17, 3) keypoints asked for: mean normalised
     distance over confidently asked keypoints (frames where a person was found; NaN when none), the
     share of frames asking for a person in which one was found, and the counts behind both."""
     from vdlib.pose import detect_poses

@@ -31,7 +31,7 @@ def augmentation_timesteps(level: torch.Tensor, timesteps: int) -> torch.Tensor:
 def lowres_inputs(
     diffusion: Diffusion, upscaled: torch.Tensor, level: torch.Tensor, gen: Generators
 ) -> dict[str, torch.Tensor]:
-    """The network's low-res inputs for upscaled clips (B, 3, F, S, S) at augmentation levels (B,):
+    """The network's low-res inputs for upscaled clips (B, 3, F, H, W) at augmentation levels (B,):
     ``lowres`` (the clips diffused to those levels with noise from ``gen``, one generator or one per
     clip) and ``aug_level``."""
     noise = randn(upscaled.shape, gen)

@@ -17,19 +17,19 @@ QUANTILES = np.linspace(0.0, 1.0, 201)
 
 
 def frame_differences(frames: np.ndarray) -> np.ndarray:
-    """Mean absolute difference (0-255) of each consecutive pair of (K, S, S, 3) uint8 frames."""
+    """Mean absolute difference (0-255) of each consecutive pair of (K, H, W, 3) uint8 frames."""
     f = frames.astype(np.float32)
     return np.abs(f[1:] - f[:-1]).mean(axis=(1, 2, 3))
 
 
 def mean_difference(first: np.ndarray, second: np.ndarray) -> float:
-    """Mean absolute difference (0-255) between paired (N, S, S, 3) uint8 frames."""
+    """Mean absolute difference (0-255) between paired (N, H, W, 3) uint8 frames."""
     return float(np.abs(first.astype(np.float32) - second.astype(np.float32)).mean())
 
 
 def pixel_changes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """The quantiles (:data:`QUANTILES`) of per-pixel absolute grey-level change between paired
-    (N, S, S, 3) uint8 frames: the distribution the motion distance compares."""
+    (N, H, W, 3) uint8 frames: the distribution the motion distance compares."""
     grey = np.array([0.299, 0.587, 0.114], dtype=np.float32)
     change = [
         np.abs(first[i : i + 256].astype(np.float32) @ grey - second[i : i + 256].astype(np.float32) @ grey)
@@ -44,7 +44,7 @@ def motion_distance(generated: np.ndarray, real: np.ndarray) -> float:
 
 
 def video_pixel_changes(videos: list[np.ndarray]) -> np.ndarray:
-    """:func:`pixel_changes` over every consecutive pair of each of ``videos`` ((K, S, S, 3) each)."""
+    """:func:`pixel_changes` over every consecutive pair of each of ``videos`` ((K, H, W, 3) each)."""
     firsts = np.concatenate([v[:-1] for v in videos if len(v) > 1])
     seconds = np.concatenate([v[1:] for v in videos if len(v) > 1])
     return pixel_changes(firsts, seconds)

@@ -33,7 +33,7 @@ class Video:
     name: str
     seed: int
     request: Request
-    frames: np.ndarray  # (K, S, S, 3) uint8, the last model's output
+    frames: np.ndarray  # (K, H, W, 3) uint8, the last model's output
     stages: list[StageOutput]
 
     @property
@@ -180,7 +180,7 @@ class Rendered:
     """What the render stage wrote, read back for evaluation."""
 
     manifest: dict[str, Any]
-    frames: dict[str, np.ndarray]  # stem → (K, S, S, 3) uint8
+    frames: dict[str, np.ndarray]  # stem → (K, H, W, 3) uint8
     cond: dict[str, np.ndarray]  # stem → (K, D), conditioned videos only
 
     @classmethod

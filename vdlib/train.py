@@ -704,7 +704,7 @@ def model_meta(job: TrainJob, data: JobData) -> dict[str, Any]:
 def sample_clip(
     job: TrainJob, data: JobData, model: UNet3D, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first held-out clip (1, 3, X, S, S) and ``model``'s version of it, made as rendering makes
+    """The first held-out clip (1, 3, X, H, W) and ``model``'s version of it, made as rendering makes
     videos (:func:`vdlib.cascade.run_model`) from its labels and, for an upsampler, its low-res
     frames (the stored frames brought down to half the size)."""
     row = data.windows.rows(data.windows.val_starts(1))[0]
