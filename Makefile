@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo demo-digits quality test test-fast lint bench clean
+.PHONY: install demo demo-digits quality test test-fast lint bench bench-gpu clean
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -33,7 +33,6 @@ demo: install  ## run the whole pipeline on the built-in demo video
 # the base model trained 4800 steps instead of the demo's 3600 and guided at 4 on every step (its
 # labels are worth little to the loss at the demo's budget).
 DIGITS := -S fetch.source=data/digits.mkv -S 'labels.tables=[labels/tables/digits.csv]' \
-	-S render.labels=auto -S render.timelines=auto -S render.count=10 \
 	-S render.base.guidance=4 -S render.base.guidance_share=1 -S base.steps=4800
 DIGITS_EXTRA ?=
 
@@ -78,6 +77,12 @@ lint: install
 
 bench: $(BENCH_STAMP)  ## every benchmark (needs `make demo` first): tables + reports/bench/results.json
 	$(BIN)/python benchmarks/run.py
+
+# On one GPU of the H100/H200 class, about 6-8 minutes: training throughput and MFU, memory, sampling,
+# pose, a tiny CUDA pipeline run and the out-of-memory message (reports/bench/gpu.json). Without a GPU
+# it says so in one line.
+bench-gpu: install  ## the GPU check and benchmark (reports/bench/gpu.json)
+	$(BIN)/python benchmarks/gpu.py
 
 clean:  ## remove the pipeline's outputs and resume states (not the venv)
 	rm -rf data/raw data/frames data/labels.parquet data/checked.json reports/labels/preview.gif models/base models/upsampler_* .vdlib

@@ -110,3 +110,48 @@ def bench_main(name: str, doc: str, run: Any, argv: list[str] | None = None) -> 
     write_json({"benchmark": name, "machine": machine(), **result}, args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def flops_per_call(fn: Any) -> int:
+    """Floating-point operations of one call of ``fn`` (a training step: forward and backward), as
+    ``torch.utils.flop_counter`` counts them (matmuls and convolutions; a multiply-add is 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+# Floating-point operations per cycle and core of the widest vector unit (FMA = 2): AVX-512 and AVX2
+# cores issue two 256-bit FMAs a cycle (Zen 4 splits 512-bit ones in two; Intel cores with two
+# 512-bit FMA units do twice that, which this table does not claim); AVX512-BF16 dot products do twice
+# fp32's work per instruction; an AMX tile unit does 1024 bf16 operations a cycle.
+FLOPS_PER_CYCLE = {"fp32": 32, "bf16_avx512": 64, "bf16_amx": 1024}
+
+
+def cpu_peak(cores: int) -> dict[str, Any]:
+    """This CPU's peak GFLOP/s in fp32 and bf16 over ``cores`` cores, from its instruction set and
+    clock (``/proc/cpuinfo``), and how it was worked out."""
+    flags: set[str] = set()
+    mhz = 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("cpu MHz"):
+                mhz = max(mhz, float(line.split(":", 1)[1]))
+    except OSError:
+        pass
+    ghz = mhz / 1000
+    fp32 = FLOPS_PER_CYCLE["fp32"] if "fma" in flags else FLOPS_PER_CYCLE["fp32"] // 2
+    if "amx_bf16" in flags:
+        bf16, unit = FLOPS_PER_CYCLE["bf16_amx"], "AMX"
+    elif "avx512_bf16" in flags:
+        bf16, unit = FLOPS_PER_CYCLE["bf16_avx512"], "AVX512-BF16"
+    else:
+        bf16, unit = fp32, "no native bf16"
+    return {
+        "fp32_gflops": round(cores * ghz * fp32, 1),
+        "bf16_gflops": round(cores * ghz * bf16, 1),
+        "basis": f"{cores} cores x {ghz:.2f} GHz x {fp32} fp32 / {bf16} bf16 ({unit}) FLOP per cycle",
+    }

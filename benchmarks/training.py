@@ -17,7 +17,16 @@ import sys
 import time
 from typing import Any
 
-from common import machine, markdown_table, median_of, peak_rss_mb, run_worker, write_json
+from common import (
+    cpu_peak,
+    flops_per_call,
+    machine,
+    markdown_table,
+    median_of,
+    peak_rss_mb,
+    run_worker,
+    write_json,
+)
 
 # The demo's base model, and the video-diffusion-pytorch Unet3D of about the same size.
 VDLIB_MODEL = {"channels": 32, "mults": [1, 2, 2], "res_blocks": 1, "spatial_attn_levels": [2], "heads": 4}
@@ -78,8 +87,8 @@ def worker(impl: str, frames: int, size: int, batch: int, steps: int, threads: i
     torch.manual_seed(0)
     cfg = json.loads(model)
     net, step = (_vdlib_step if impl == "vdlib" else _vdp_step)(frames, size, batch, cfg)
-    for _ in range(2):
-        step()
+    flops = flops_per_call(step)  # also the first warm-up step
+    step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
@@ -88,11 +97,12 @@ def worker(impl: str, frames: int, size: int, batch: int, steps: int, threads: i
         "impl": impl,
         "params": sum(p.numel() for p in net.parameters()),
         "clips_per_s": steps * batch / seconds,
+        "gflops_per_step": flops / 1e9,
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def compare(frames: int, size: int, batch: int, steps: int, repeats: int, threads: int) -> dict:
+def compare(frames: int, size: int, batch: int, steps: int, repeats: int, threads: int, peak: dict) -> dict:
     """Interleaved vdlib / video-diffusion-pytorch runs at one clip shape; medians and ratios."""
     import json
 
@@ -105,6 +115,9 @@ def compare(frames: int, size: int, batch: int, steps: int, repeats: int, thread
             )
     ours, theirs = runs["vdlib"], runs["vdp"]
     speedup = median_of(ours, "clips_per_s") / median_of(theirs, "clips_per_s")
+    # Model FLOPs utilisation: the FLOPs the steps did per second over what the cores can do in fp32
+    # (both networks train in fp32 here).
+    gflops_per_s = median_of(ours, "gflops_per_step") * median_of(ours, "clips_per_s") / batch
     return {
         "frames": frames,
         "size": size,
@@ -114,6 +127,8 @@ def compare(frames: int, size: int, batch: int, steps: int, repeats: int, thread
         "vdlib_clips_per_s": round(median_of(ours, "clips_per_s"), 3),
         "vdp_clips_per_s": round(median_of(theirs, "clips_per_s"), 3),
         "speedup": round(speedup, 3),
+        "vdlib_gflops_per_step": round(median_of(ours, "gflops_per_step"), 3),
+        "vdlib_mfu_fp32": round(gflops_per_s / peak["fp32_gflops"], 4) if peak["fp32_gflops"] else None,
         "vdlib_peak_rss_mb": round(median_of(ours, "peak_rss_mb"), 1),
         "vdp_peak_rss_mb": round(median_of(theirs, "peak_rss_mb"), 1),
         "target_met": speedup >= TARGET_SPEEDUP
@@ -126,17 +141,23 @@ def run(quick: bool = False, threads: int = 0) -> dict:
     from vdlib.cores import available_cores
 
     threads = threads or available_cores()
+    peak = cpu_peak(threads)
     shapes = [(4, 16)] if quick else [(8, 32), (16, 32)]
     steps, repeats = (1, 1) if quick else (6, 3)
-    rows = [compare(frames, size, 4, steps, repeats, threads) for frames, size in shapes]
+    rows = [compare(frames, size, 4, steps, repeats, threads, peak) for frames, size in shapes]
     table = markdown_table(
         ["clip", "params vdlib / vdp", "clips/s vdlib", "clips/s vdp", "speedup", "peak RSS MB vdlib / vdp",
+         "GFLOP/step vdlib", f"MFU vdlib (fp32 peak {peak['fp32_gflops']:.0f} GFLOP/s)",
          f"target >= {TARGET_SPEEDUP}x at <= memory"],
         [[f"4 x {r['frames']} x {r['size']}px", f"{r['vdlib_params']:,} / {r['vdp_params']:,}",
           r["vdlib_clips_per_s"], r["vdp_clips_per_s"], r["speedup"],
-          f"{r['vdlib_peak_rss_mb']:.0f} / {r['vdp_peak_rss_mb']:.0f}", r["target_met"]] for r in rows],
+          f"{r['vdlib_peak_rss_mb']:.0f} / {r['vdp_peak_rss_mb']:.0f}", r["vdlib_gflops_per_step"],
+          f"{r['vdlib_mfu_fp32']:.1%}" if r["vdlib_mfu_fp32"] is not None else "n/a", r["target_met"]]
+         for r in rows],
     )  # fmt: skip
-    return {"rows": rows, "table": table, "steps": steps, "repeats": repeats, "threads": threads}
+    table += f"\n\nPeak: {peak['basis']}."
+    return {"rows": rows, "table": table, "steps": steps, "repeats": repeats, "threads": threads,
+            "peak": peak}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,3 +83,17 @@ def test_track_benchmark_tells_smooth_motion_from_shuffled_frames(tmp_path):
     # The demo's shapes drift under a pixel per frame at 32 px; shuffled, they jump about.
     assert 0 < real["speed_median"] < 1.5 and real["jerk"] < 1
     assert shuffled["jerk"] > 5 * real["jerk"] and shuffled["speed_p90"] > 3 * real["speed_p90"]
+
+
+def test_the_gpu_check_says_so_in_one_line_without_a_gpu_and_counts_flops_here():
+    """`make bench-gpu` on a machine without CUDA stops at once with one line; its FLOP counting (the
+    MFU columns' numerator) runs here on a tiny model and doubles with the batch."""
+    import torch
+
+    script = REPO / "benchmarks" / "gpu.py"
+    if not torch.cuda.is_available():
+        done = subprocess.run([sys.executable, script], capture_output=True, text=True, cwd=REPO, check=False)
+        assert done.returncode == 1 and done.stderr == ""
+        assert done.stdout.count("\n") == 1 and done.stdout.startswith("gpu.py: no CUDA device here")
+    out = bench(script, "--self-check")
+    assert "self-check: a tiny model's training step counts" in out and "(2.00x)" in out

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from vdlib.config import SECTIONS, ConfigError, ExtractConfig, load_section, section_from_dict
+from vdlib.params_file import KEY_DOCS, ORDER, default_params, params_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,19 +21,31 @@ def test_repo_params_load_and_validate():
     assert load_section("labels", REPO / "params.yaml").tables == ["labels/tables/demo.csv"]
 
 
-def test_the_code_defaults_are_the_shipped_params():
-    """`vdlib init` writes the dataclass defaults for a user's own videos: they must be the recipe that
-    params.yaml ships (and the README measures), not an older one. Only the demo's render requests
-    differ: its nine label sets and timeline, where a user's videos get `auto`."""
-    written = yaml.safe_load((REPO / "params.yaml").read_text())
-    demo_only = {("render", "labels"), ("render", "timelines")}
-    for name, section in SECTIONS.items():
-        defaults = dataclasses.asdict(section())
-        for key, value in written[name].items():
-            if (name, key) not in demo_only:
-                code = defaults[key]
-                assert code == value, f"{name}.{key}: params.yaml says {value!r}, the code {code!r}"
-    assert SECTIONS["render"]().labels == "auto" and SECTIONS["render"]().timelines == "auto"
+def test_params_yaml_is_what_vdlib_params_writes_from_the_code_defaults():
+    """One home for every default: the dataclasses. The shipped params.yaml is written from them by
+    `vdlib params -o params.yaml`, so the two cannot drift (edit the code, then run that)."""
+    assert (REPO / "params.yaml").read_text() == params_yaml(), "run: vdlib params -o params.yaml"
+    assert default_params() == yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_every_key_has_one_place_and_one_line_in_params_yaml():
+    for cls, docs in KEY_DOCS.items():
+        assert list(docs) == sorted(docs, key=list(docs).index)
+        assert set(docs) == {f.name for f in dataclasses.fields(cls)}, cls.__name__
+    assert set(ORDER) == set(SECTIONS)
+    lines = params_yaml().splitlines()
+    assert max(len(line) for line in lines) <= 110
+    # The keys a user sets come first, each with its comment; render requests fit any video.
+    assert lines.index("fetch:                  # the videos (stage fetch)") == 3
+    assert next(line for line in lines if line.startswith("  labels:")).startswith("  labels: auto  ")
+    assert next(line for line in lines if line.startswith("  timelines:")).startswith("  timelines: auto")
+
+
+def test_vdlib_params_writes_the_file(tmp_path):
+    from vdlib.cli import main
+
+    assert main(["params", "-o", str(tmp_path / "params.yaml")]) == 0
+    assert (tmp_path / "params.yaml").read_text() == (REPO / "params.yaml").read_text()
 
 
 def test_the_gpu_preset_in_the_makefile_is_valid():

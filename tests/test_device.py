@@ -4,8 +4,17 @@ import pytest
 import torch
 
 from vdlib.common import VdlibError
+from vdlib.config import RenderConfig
 from vdlib.cores import available_cores
-from vdlib.device import autocast, resolve_device, resolve_precision
+from vdlib.device import (
+    autocast,
+    autocast_dtype,
+    ddp_backend,
+    device_name,
+    out_of_memory_hint,
+    resolve_device,
+    resolve_precision,
+)
 
 CPU = torch.device("cpu")
 
@@ -45,3 +54,61 @@ def test_autocast_runs_matmuls_in_bf16_and_none_leaves_fp32():
         assert (a @ a).dtype == torch.bfloat16
     with autocast(CPU, None):
         assert (a @ a).dtype == torch.float32
+
+
+# What differs on CUDA is chosen by small functions of the machine (how many GPUs, native bf16): they
+# run here for any machine, GPU or not.
+
+
+@pytest.mark.parametrize(
+    ("want", "gpus", "local_rank", "expected"),
+    [
+        ("auto", 0, None, "cpu"),
+        ("auto", 2, None, "cuda"),
+        ("cuda", 2, None, "cuda"),
+        ("auto", 2, 1, "cuda:1"),  # under torchrun: each process its own GPU
+        ("cuda", 4, 3, "cuda:3"),
+        ("cuda:1", 2, 0, "cuda:1"),  # an explicit GPU is taken as given
+        ("cpu", 2, 1, "cpu"),
+    ],
+)
+def test_the_device_each_process_picks(want, gpus, local_rank, expected):
+    assert device_name(want, "train.device", gpus, local_rank) == expected
+
+
+@pytest.mark.parametrize(
+    ("want", "gpus", "local_rank", "message"),
+    [
+        ("cuda", 0, None,
+         "train.device: 'cuda' asked for, but PyTorch sees no CUDA device here (set train.device: cpu)"),
+        ("cuda:2", 2, None, "train.device: 'cuda:2' asked for, but PyTorch sees 2 CUDA device(s) here"),
+        ("cuda", 2, 2, "train.device: 'cuda:2' asked for, but PyTorch sees 2 CUDA device(s) here"),
+        ("cuda:x", 2, None, "train.device: expected auto, cpu, cuda or cuda:N, got 'cuda:x'"),
+    ],
+)  # fmt: skip
+def test_a_gpu_that_is_not_there_is_one_line(want, gpus, local_rank, message):
+    with pytest.raises(VdlibError) as err:
+        device_name(want, "train.device", gpus, local_rank)
+    assert str(err.value) == message
+
+
+def test_backend_and_autocast_dtype_by_hardware():
+    assert ddp_backend("cuda") == "nccl" and ddp_backend("cpu") == "gloo"
+    assert autocast_dtype("auto", True, "train.precision") is torch.bfloat16
+    assert autocast_dtype("auto", False, "train.precision") is None
+    assert autocast_dtype("bf16", False, "train.precision") is torch.bfloat16
+    assert autocast_dtype("fp32", True, "train.precision") is None
+
+
+def test_render_batch_auto_is_8_on_cuda_and_1_on_cpu():
+    assert RenderConfig().batch_size("cuda") == 8 and RenderConfig().batch_size("cpu") == 1
+    assert RenderConfig(batch=3).batch_size("cuda") == 3
+
+
+def test_out_of_memory_is_one_line_naming_what_to_lower():
+    with pytest.raises(VdlibError) as err, out_of_memory_hint("render", "render.batch or render.frames"):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+    assert str(err.value) == (
+        "render: the GPU ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB): lower "
+        "render.batch or render.frames"
+    )

@@ -4,6 +4,7 @@ closure, imports inside functions included), and an edit re-runs exactly the sta
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import REPO, copy_project, dvc, git
+from vdlib.config import WEIGHT_NEUTRAL_KEYS, TrainConfig
 
 CODE = ("stages/", "vdlib/")
 
@@ -130,3 +132,37 @@ def test_every_param_is_part_of_dvcs_run_cache_key():
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert [path for path, key in keys(params) if key in hidden] == []
+
+
+def test_train_stages_track_exactly_the_keys_that_can_change_the_weights():
+    """A train stage's params are its own section and every train key but the weight-neutral ones
+    (which tests/test_train.py shows leave the weights alone)."""
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    can_change = {f"train.{k}" for k in train_keys - set(WEIGHT_NEUTRAL_KEYS)}
+    for name, stage in stages().items():
+        if name.startswith("train_"):
+            section = "base" if name == "train_base" else "upsampler"
+            assert set(stage["params"]) == can_change | {section}, name
+
+
+def test_a_weight_neutral_key_rerun_no_training(tmp_path):
+    """In a scratch clone with the committed dvc.lock, change every weight-neutral train key: `dvc
+    status` names no train stage (the check stage, which reads every key, takes a second)."""
+    copy_project(tmp_path)
+    shutil.copy(REPO / "dvc.lock", tmp_path / "dvc.lock")
+    git(tmp_path, "init", "-q")
+    dvc(tmp_path, "init", "-q")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    changed = {"workers": 2, "ckpt_every": 7, "val_every": 3, "log_every": 1, "sample_every": 5,
+               "node_rank": 1, "rdzv_endpoint": "10.0.0.1:29500"}  # fmt: skip
+    assert set(changed) == set(WEIGHT_NEUTRAL_KEYS)
+    params["train"].update(changed)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    report = json.loads(dvc(tmp_path, "status", "--json").splitlines()[-1])
+    params_changed = {
+        stage
+        for stage, entries in report.items()
+        for entry in entries
+        if isinstance(entry, dict) and "params.yaml" in entry.get("changed deps", {})
+    }
+    assert params_changed == {"check"}, report

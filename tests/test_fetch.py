@@ -102,3 +102,16 @@ def test_a_failing_source_in_a_list_leaves_no_folder(tmp_path, landscape_video):
     with pytest.raises(VdlibError, match=r"cannot fetch .*nothing\.mp4: no such file or folder"):
         fetch_videos([str(landscape_video), str(tmp_path / "nothing.mp4")], tmp_path / "raw")
     assert not (tmp_path / "raw").exists() and leftovers(tmp_path) == []
+
+
+def test_a_broken_video_in_a_folder_is_named(tmp_path, landscape_video):
+    """Among a folder's videos, the one that is not a video is named, not the folder."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.mp4", "c.mp4"):
+        shutil.copy(landscape_video, folder / name)
+    (folder / "b.mp4").write_bytes(b"\0" * 4096)  # a download cut off before its header
+    with pytest.raises(VdlibError) as err:
+        fetch_videos([str(folder)], tmp_path / "raw")
+    assert str(err.value).startswith(f"cannot fetch {folder / 'b.mp4'}: the content is not a readable video")
+    assert not (tmp_path / "raw").exists() and leftovers(tmp_path) == []

@@ -144,8 +144,6 @@ def test_timestamps_from_a_table_alone(tmp_path):
         params["fetch"]["source"] = "clip.mp4"
         params["extract"]["aspect"] = "keep"
         params["labels"].update({"kind": "timestamps", "tables": ["labels/tables/mine.csv"]})
-        for key in ("labels", "timelines", "pose_from"):
-            params["render"][key] = "auto"
 
     project = make_git_project(tmp_path, own_clip, {"labels/tables/mine.csv": table})
     make_clip(project / "clip.mp4", "144x256", 25, 6)
@@ -168,8 +166,6 @@ def test_pose_with_a_real_person_and_auto_requests(tmp_path):
         params["extract"]["aspect"] = "keep"  # 16:9 frames: keypoints normalised per axis
         params["labels"]["kind"] = "pose"
         params["labels"]["pose"]["batch"] = 8
-        for key in ("labels", "timelines", "pose_from"):
-            params["render"][key] = "auto"
 
     project = make_git_project(tmp_path, pose_clip)
     photo_video(ultralytics_asset("zidane.jpg"), project / "zidane.mp4", seconds=3, fps=10, size="320x180")
@@ -199,8 +195,6 @@ def test_three_videos_in_one_dataset(tmp_path):
         params["fetch"]["source"] = "videos"
         params["extract"].update({"fps": 5, "aspect": "keep"})
         params["labels"].update({"kind": "timestamps", "tables": ["labels/tables/videos.csv"]})
-        for key in ("labels", "timelines", "pose_from"):
-            params["render"][key] = "auto"
 
     table = (
         "video,start,end,label,group\n"

@@ -73,7 +73,7 @@ def test_generate_writes_gif_mp4_and_contact_sheet(models, tmp_path, capsys):
     out = tmp_path / "out"
     code = run_cli(
         "generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
-        "--frames", 10, "--labels", "shape=triangle,colour=green", "--format", "gif,mp4",
+        "--frames", 10, "--labels", "shape=triangle,colour=green", "--formats", "gif,mp4",
         "--steps", "3,2", "--context", "2,0", "-n", 2, "--seed", 5, "--out-dir", out, "--window-frames", 4,
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
@@ -97,7 +97,7 @@ def test_generate_writes_gif_mp4_and_contact_sheet(models, tmp_path, capsys):
     # The default (window_frames 16): each model makes the 10 frames in one window.
     code = run_cli(
         "generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
-        "--frames", 10, "--labels", "shape=triangle,colour=green", "--format", "gif",
+        "--frames", 10, "--labels", "shape=triangle,colour=green", "--formats", "gif",
         "--steps", "3,2", "--out-dir", tmp_path / "one",
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
@@ -109,7 +109,7 @@ def test_same_seed_same_bytes_other_seed_differs(models, tmp_path):
     def make(seed, folder):
         args = ["generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
                 "--frames", 6, "--labels", "circle,red", "--steps", "2", "--guidance", "2.0,1.0",
-                "--context", 2, "--format", "gif,mp4", "--seed", seed, "--out-dir", folder]  # fmt: skip
+                "--context", 2, "--formats", "gif,mp4", "--seed", seed, "--out-dir", folder]  # fmt: skip
         assert run_cli(*args) == 0
         return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".gif", ".mp4", ".png")}
 
@@ -125,7 +125,7 @@ def test_videos_rendered_in_one_batch_match_videos_rendered_one_by_one(models, t
     def make(batch, folder):
         args = ["generate", models / "base", models / "upsampler_32", "--params", tmp_path / "none.yaml",
                 "--frames", 6, "--labels", "circle,red", "--labels", "square,blue", "-n", 2, "--steps", "3,2",
-                "--context", "2,0", "--format", "gif", "--batch", batch, "--out-dir", folder]  # fmt: skip
+                "--context", "2,0", "--formats", "gif", "--batch", batch, "--out-dir", folder]  # fmt: skip
         assert run_cli(*args) == 0
         return Rendered.open(folder)
 

@@ -102,7 +102,10 @@ def write_changed(tmp_path, **changes):
             "render.timelines[0]: labels/timelines/no.csv: no such",
         ),
         ({"render.pose_from": ["a.mp4"]}, "render.pose_from[0]: the model is trained on timestamps labels"),
-        ({"labels.kind": "pose"}, "render.labels[0]: the model is trained on pose labels"),
+        (
+            {"labels.kind": "pose", "render.labels": ["circle,red"]},
+            "render.labels[0]: the model is trained on pose labels",
+        ),
         (
             {"labels.tables": ["labels/tables/missing.csv"]},
             "labels.tables[0]: labels/tables/missing.csv: no such",

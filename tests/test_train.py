@@ -470,3 +470,49 @@ def test_flips_and_zooms_move_pose_keypoints_with_the_picture(tmp_path):
     assert mirrored[KEYPOINTS.index("right_shoulder")].tolist() == [0.75, 0.5, pytest.approx(0.9)]
     assert mirrored[KEYPOINTS.index("left_shoulder")].tolist() == [0.0, 0.0, 0.0]
     assert torch.equal(mirror_keypoints(mirror_keypoints(shoulder)), shoulder)
+
+
+@pytest.mark.slow
+def test_weight_neutral_keys_leave_the_weights_alone(tiny_data, tmp_path):
+    """The train keys dvc.yaml does not track (WEIGHT_NEUTRAL_KEYS) give the same model bytes: a run
+    that checkpoints, validates, logs and samples at other steps, with loader processes, ends where
+    the plain run does."""
+    plain = write_project(tmp_path / "plain", tiny_data, steps=24, ckpt_every=50)
+    busy = write_project(tmp_path / "busy", tiny_data, steps=24, ckpt_every=5, workers=2, val_every=7,
+                         log_every=1, sample_every=10)  # fmt: skip
+    for project in (plain, busy):
+        proc = run_stage(project, tiny_data)
+        assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    model = Path("models/base/model.safetensors")
+    assert (plain / model).read_bytes() == (busy / model).read_bytes()
+    assert list((busy / "reports/train_base/samples").glob("step_10*"))
+
+
+def test_a_gpu_out_of_memory_stops_with_one_line_and_keeps_the_checkpoint(tiny_data, tmp_path, monkeypatch):
+    """CUDA running out of memory mid-training (raised here at step 7 as torch raises it; a CPU cannot
+    run out for real) stops with one line naming the params to lower; the checkpoint of step 5 stays,
+    and the same params resume from it."""
+    import dataclasses
+
+    import vdlib.train
+
+    job = tiny_job(tiny_data, tmp_path, steps=10)
+    job = dataclasses.replace(job, train=dataclasses.replace(job.train, ckpt_every=5))
+    real_step = vdlib.train.train_step
+
+    def step_out_of_memory_at_7(run, batch):
+        if run.step == 6:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_step(run, batch)
+
+    monkeypatch.setattr(vdlib.train, "train_step", step_out_of_memory_at_7)
+    with pytest.raises(VdlibError) as err:
+        train_model(job)
+    assert str(err.value) == (
+        "train base: the GPU ran out of memory (CUDA out of memory. Tried to allocate 20.00 GiB): lower "
+        "base.batch or base.window; the last checkpoint is kept, and a re-run with the same params "
+        "resumes from it"
+    )
+    assert list(job.resume_root.glob("*/state/state.json"))
+    monkeypatch.setattr(vdlib.train, "train_step", real_step)
+    assert train_model(job)["steps"] == 10

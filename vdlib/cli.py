@@ -111,14 +111,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from vdlib.launch import launch, needs_launch
     from vdlib.train import train_job_from_params, train_model
 
-    name = "base" if args.kind == "base" else f"upsampler_{args.size}"
+    name = "base" if args.kind == "base" else f"upsampler_{args.resolution}"
     job = train_job_from_params(
         args.kind,
         args.frames,
         args.labels,
         args.output or Path("models") / name,
         args.reports or Path("reports") / f"train_{name}",
-        args.size,
+        args.resolution,
         params_file=args.params,
     )
     if needs_launch(job.train):
@@ -145,17 +145,17 @@ def _per_model(text: str | None, count: int, flag: str, kind: type) -> list | No
     return values
 
 
-REQUEST_FLAGS = {"labels": "--labels", "timelines": "--labels-file", "pose_from": "--pose-from"}
+REQUEST_FLAGS = {"labels": "--labels", "timelines": "--timeline", "pose_from": "--pose-from"}
 
 
 def _requests(args: argparse.Namespace, cfg: RenderConfig) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The render requests and how messages name them: the flags' when any is given (the rest then
     empty), else the params' (named as params)."""
-    if not (args.labels or args.labels_file or args.pose_from):
+    if not (args.labels or args.timeline or args.pose_from):
         return {"labels": cfg.labels, "timelines": cfg.timelines, "pose_from": cfg.pose_from}, None
     requests = {
         "labels": args.labels or [],
-        "timelines": [str(t) for t in args.labels_file or []],
+        "timelines": [str(t) for t in args.timeline or []],
         "pose_from": [str(p) for p in args.pose_from or []],
     }
     return requests, REQUEST_FLAGS
@@ -185,7 +185,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     for i, name in enumerate(CASCADE[: len(models)]):
         changes = {key: values[i] for key, values in overrides.items() if values is not None}
         sampling[name] = replace(getattr(cfg, name), **changes)
-    formats = [f.strip() for f in args.format.split(",")] if args.format else cfg.formats
+    formats = [f.strip() for f in args.formats.split(",")] if args.formats else cfg.formats
     requests, keys = _requests(args, cfg)
     cfg = replace(
         cfg,
@@ -208,6 +208,18 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     for video in videos:
         cost = sum(s.seconds for s in video.stages)  # its share of its batch's time
         print(f"wrote {args.out_dir / video.stem}.* ({len(video.frames)} frames, {cost:.1f} s)")
+
+
+def _cmd_params(args: argparse.Namespace) -> None:
+    from vdlib.common import atomic_output
+    from vdlib.params_file import params_yaml
+
+    if args.output is None:
+        print(params_yaml(), end="")
+        return
+    with atomic_output(args.output) as tmp:
+        tmp.write_text(params_yaml())
+    print(f"wrote {args.output}")
 
 
 def _cmd_init(args: argparse.Namespace) -> None:
@@ -334,10 +346,16 @@ def _add_init(sub: Subparsers) -> None:
     p.set_defaults(func=_cmd_init)
 
 
+def _add_params(sub: Subparsers) -> None:
+    p = sub.add_parser("params", help="print (or write) the default params.yaml, every key with its comment")
+    p.add_argument("-o", "--output", type=Path, help="write to this file instead of printing")
+    p.set_defaults(func=_cmd_params)
+
+
 def _add_train(sub: Subparsers) -> None:
     p = sub.add_parser("train", help="train the base model or an upsampler with the settings in params.yaml")
     p.add_argument("kind", choices=("base", "upsampler"))
-    p.add_argument("--size", type=int, help="upsampler output size (64, 128, ...)")
+    p.add_argument("--resolution", type=int, help="upsampler output's shorter side (64, 128, ...)")
     p.add_argument("--frames", type=Path, default=Path("data/frames"), help="frame store")
     p.add_argument("--labels", type=Path, default=Path("data/labels.parquet"), help="labels Parquet file")
     p.add_argument(
@@ -366,15 +384,15 @@ def _add_generate(sub: Subparsers) -> None:
     p.add_argument("-n", type=int, default=1, help="videos per request, with seeds SEED, SEED+1, ...")
     p.add_argument("--frames", type=int, help="frames per video (K); longer than a window is fine")
     p.add_argument("--out-dir", type=Path, default=Path("generated"), help="where to write the videos")
-    p.add_argument("--format", help=f"comma-separated: {', '.join(VIDEO_FORMATS)}")
+    p.add_argument("--formats", help=f"comma-separated: {', '.join(VIDEO_FORMATS)}")
     p.add_argument("--fps", type=float, help="playback frame rate (default: the base model's)")
     p.add_argument(
         "--labels", action="append",
         help="labels for every frame, e.g. 'shape=circle,colour=red' (repeat for more videos)",
     )  # fmt: skip
     p.add_argument(
-        "--labels-file", type=Path, action="append",
-        help="timestamp table (start,end,label[,group]) in output time, for labels that change",
+        "--timeline", type=Path, action="append",
+        help="timestamp table (start,end,label[,group]) in output time: labels that change (repeatable)",
     )  # fmt: skip
     p.add_argument(
         "--pose-from", type=Path, action="append",
@@ -423,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vdlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     adders = (_add_demo_video, _add_digits_video, _add_fetch, _add_extract, _add_labels, _add_init,
-              _add_train, _add_generate)  # fmt: skip
+              _add_params, _add_train, _add_generate)  # fmt: skip
     for add in adders:
         add(sub)
     return parser

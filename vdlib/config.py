@@ -241,6 +241,13 @@ class ModelParams:
             _fail(where, f"{prefix}.dropout", "a probability in [0, 1)", self.dropout)
 
 
+# Train keys that cannot change a model's weights (logging, checkpoint, validation and sample cadence,
+# loader processes, which machine this is): dvc.yaml's train stages do not track them, so changing one
+# re-runs no training. tests/test_train.py trains with and without each change to the same bytes.
+WEIGHT_NEUTRAL_KEYS = ("workers", "ckpt_every", "val_every", "log_every", "sample_every", "node_rank",
+                       "rdzv_endpoint")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings shared by every training stage."""
@@ -487,7 +494,7 @@ class RenderConfig:
     labels: str | list[str] = AUTO  # one video per entry and seed: "shape=circle,colour=red"
     timelines: str | list[str] = AUTO  # timestamp tables in output time: a video each
     pose_from: str | list[str] = AUTO  # videos or pose label files: a video each
-    count: int = 4  # at most this many 'auto' videos per seed
+    count: int = 10  # at most this many 'auto' videos per seed
     batch: int | str = AUTO  # videos sampled together; auto = 1 on CPU, 8 on CUDA (see batch_size)
     device: str = "auto"
     base: SamplingConfig = field(default_factory=lambda: BASE_SAMPLING)

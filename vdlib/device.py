@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -13,17 +14,31 @@ from vdlib.cores import share_cores
 DEVICES = "auto, cpu, cuda or cuda:N"
 
 
-def resolve_device(want: str, key: str, local_rank: int | None = None, threads: int = 0) -> torch.device:
-    """``auto`` → CUDA when PyTorch sees a GPU, else CPU; a clear error naming ``key`` when CUDA is asked
-    for but absent. On CPU, torch uses ``threads`` threads (0: this process's share of the cores,
-    ``vdlib.cores.share_cores``)."""
+def device_name(want: str, key: str, cuda_devices: int, local_rank: int | None = None) -> str:
+    """The device ``want`` means on a machine where PyTorch sees ``cuda_devices`` GPUs: ``auto`` is
+    CUDA when there is one, else CPU; plain ``cuda`` under torchrun is this process's own GPU,
+    ``cuda:LOCAL_RANK``. A clear error naming ``key`` when the GPU asked for is not there."""
     if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want != "cpu" and not (want == "cuda" or want.startswith("cuda:")):
+        want = "cuda" if cuda_devices else "cpu"
+    if want != "cpu" and not (want == "cuda" or (want.startswith("cuda:") and want[5:].isdigit())):
         raise VdlibError(f"{key}: expected {DEVICES}, got {want!r}")
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise VdlibError(f"{key}: {want!r} asked for, but PyTorch sees no CUDA device here")
-    device = torch.device(f"cuda:{local_rank}" if want == "cuda" and local_rank is not None else want)
+    if want == "cpu":
+        return want
+    if not cuda_devices:
+        raise VdlibError(f"{key}: {want!r} asked for, but PyTorch sees no CUDA device here (set {key}: cpu)")
+    name = f"cuda:{local_rank}" if want == "cuda" and local_rank is not None else want
+    index = int(name[5:]) if ":" in name else 0
+    if index >= cuda_devices:
+        raise VdlibError(f"{key}: {name!r} asked for, but PyTorch sees {cuda_devices} CUDA device(s) here")
+    return name
+
+
+def resolve_device(want: str, key: str, local_rank: int | None = None, threads: int = 0) -> torch.device:
+    """The torch device ``want`` names (see ``device_name``), set up: on CUDA, this process's current
+    device with TF32 matmuls; on CPU, ``threads`` threads (0: this process's share of the cores,
+    ``vdlib.cores.share_cores``)."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device = torch.device(device_name(want, key, count, local_rank))
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -31,6 +46,11 @@ def resolve_device(want: str, key: str, local_rank: int | None = None, threads: 
     else:
         share_cores(threads)
     return device
+
+
+def ddp_backend(device_type: str) -> str:
+    """The process group backend of data-parallel training: NCCL between GPUs, gloo between CPUs."""
+    return "nccl" if device_type == "cuda" else "gloo"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -46,17 +66,24 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def resolve_precision(want: str, device: torch.device, key: str) -> torch.dtype | None:
-    """The autocast dtype for ``want`` on ``device`` (None: full fp32). ``auto`` is bf16 on CUDA and on
-    CPUs with native bf16 arithmetic, fp32 elsewhere (emulated bf16 would be slower than fp32)."""
+def autocast_dtype(want: str, native_bf16: bool, key: str) -> torch.dtype | None:
+    """The autocast dtype ``want`` means (None: full fp32) where the hardware does (``native_bf16``)
+    or does not compute bf16 natively: ``auto`` is bf16 only where it is native (emulated bf16 would
+    be slower than fp32)."""
     if want not in PRECISIONS:
         raise VdlibError(f"{key}: expected one of {', '.join(PRECISIONS)}, got {want!r}")
     if want == "fp32":
         return None
-    if want == "bf16":
+    if want == "bf16" or native_bf16:
         return torch.bfloat16
+    return None
+
+
+def resolve_precision(want: str, device: torch.device, key: str) -> torch.dtype | None:
+    """The autocast dtype for ``want`` on ``device``: ``auto`` is bf16 on GPUs that support it and on
+    CPUs with native bf16 arithmetic, fp32 elsewhere."""
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
-    return torch.bfloat16 if native else None
+    return autocast_dtype(want, native, key)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -65,3 +92,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def out_of_memory_hint(what: str, lower: str, kept: str = "") -> Iterator[None]:
+    """Turn a CUDA out-of-memory error inside the block into one line: ``what`` ran out of GPU memory,
+    lower the params ``lower`` names; ``kept`` says what is kept for a re-run."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
+        tail = f"; {kept}" if kept else ""
+        raise VdlibError(f"{what}: the GPU ran out of memory ({first}): lower {lower}{tail}") from None

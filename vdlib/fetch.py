@@ -200,6 +200,9 @@ def fetch_videos(
                 if not path.exists():
                     raise VdlibError(f"cannot fetch {item}: no such file or folder")
                 files = list_videos(path)
+                if path.is_dir():  # messages name the file in the folder, not the folder
+                    found += [(str(f), f) for f in files]
+                    continue
             found += [(item, f) for f in files]
         names = video_names([f for _, f in found])
         for (item, file), name in zip(found, names, strict=True):

@@ -23,7 +23,6 @@ file (safe to replace) from an edited one (refused without ``--force``).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import subprocess
@@ -32,11 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vdlib.common import VdlibError
-from vdlib.config import SECTIONS, ModelTrainConfig, UpsamplerConfig, section_from_dict
+from vdlib.config import ModelTrainConfig, UpsamplerConfig, section_from_dict
 from vdlib.frames import ClipWindows, shape_at
+from vdlib.params_file import default_params, params_yaml
 
 STAMP = "# vdlib init: sha256="
 TARGET_SECONDS = 2.0  # motion a base clip spans
@@ -248,10 +246,6 @@ def is_untouched(path: Path) -> bool:
     return shown.returncode == 0 and shown.stdout == text
 
 
-def _section(name: str) -> dict[str, Any]:
-    return dataclasses.asdict(SECTIONS[name]())
-
-
 def plan_params(
     sources: list[str], labels: list[str], minutes: float, probe_speed: bool = True, aspect: str = "keep"
 ) -> tuple[dict[str, Any], list[str]]:
@@ -259,7 +253,7 @@ def plan_params(
     if minutes <= 0:
         raise VdlibError(f"--minutes: expected a positive number of minutes, got {minutes:g}")
     videos = probe_sources(sources)
-    params = {name: _section(name) for name in SECTIONS}
+    params = default_params()
     reasons = []
     params["fetch"]["source"] = sources[0] if len(sources) == 1 else list(sources)
     known = [v for v in videos if v.seconds]
@@ -323,9 +317,8 @@ def write_params(params: dict[str, Any], reasons: list[str], path: Path, force: 
         raise VdlibError(
             f"{path}: has edits that are not committed; commit or move it, or pass --force to replace it"
         )
-    body = "# Written by `vdlib init`; every choice below can be changed (see the README).\n"
-    body += "".join(f"#   {r}\n" for r in reasons)
-    body += yaml.safe_dump(params, sort_keys=False)
+    header = ["Written by `vdlib init`; every choice can be changed (see the README). It chose:"]
+    body = params_yaml(params, header + [f"  {r}" for r in reasons])
     from vdlib.check import check_params
     from vdlib.common import atomic_output
 

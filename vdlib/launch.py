@@ -23,11 +23,26 @@ from vdlib.common import VdlibError
 from vdlib.config import TrainConfig
 
 
-def local_processes(train: TrainConfig) -> int:
-    """``train.nproc`` as a number: ``auto`` is the GPUs PyTorch sees (1 on CPU)."""
+def visible_gpus() -> int:
+    """The CUDA devices PyTorch sees here."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def local_processes(train: TrainConfig, gpus: int | None = None) -> int:
+    """``train.nproc`` as a number on a machine with ``gpus`` GPUs (default: those PyTorch sees):
+    ``auto`` is one per GPU (1 on CPU). Training on GPUs, each process needs its own: more stop with
+    one line naming ``train.nproc``."""
+    gpus = visible_gpus() if gpus is None else gpus
+    on_gpus = gpus > 0 and train.device != "cpu"
     if train.nproc == "auto":
-        return max(1, torch.cuda.device_count()) if train.device != "cpu" else 1
-    return int(train.nproc)
+        return gpus if on_gpus else 1
+    nproc = int(train.nproc)
+    if on_gpus and train.device in ("auto", "cuda") and nproc > gpus:
+        raise VdlibError(
+            f"train.nproc: {nproc} training processes asked for, but PyTorch sees {gpus} GPU(s) here "
+            "(one process per GPU: set train.nproc to auto or at most that)"
+        )
+    return nproc
 
 
 def is_worker() -> bool:
@@ -40,10 +55,11 @@ def needs_launch(train: TrainConfig) -> bool:
     return not is_worker() and (local_processes(train) > 1 or train.nnodes > 1)
 
 
-def torchrun_command(train: TrainConfig, worker: list[str]) -> list[str]:
+def torchrun_command(train: TrainConfig, worker: list[str], gpus: int | None = None) -> list[str]:
     """The ``python -m torch.distributed.run`` command that starts ``worker`` (a script or ``-m
-    module`` and its arguments) on this machine's processes."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={local_processes(train)}"]
+    module`` and its arguments) on this machine's processes (``gpus``: as ``local_processes``)."""
+    nproc = local_processes(train, gpus)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
     cmd += [f"--nnodes={train.nnodes}", "--max-restarts=0"]
     if train.rdzv_endpoint:
         # Static rendezvous: global ranks follow node_rank, so rank 0 (which writes the outputs) is

@@ -214,7 +214,7 @@ def render_videos(
     request lists in messages (default: their params, ``render.labels``...).
     """
     from vdlib.conditions import PARAM_KEYS, build_requests, open_held_out
-    from vdlib.device import resolve_device
+    from vdlib.device import out_of_memory_hint, resolve_device
 
     device = resolve_device(cfg.device, "render.device")
     models = list(models)[: cfg.cascade]
@@ -228,7 +228,8 @@ def render_videos(
         cfg, cascade[0].labels, fps, pose or PoseConfig(), shape=cascade[-1].shape, held_out=held_out,
         keys=keys or PARAM_KEYS,
     )  # fmt: skip
-    return render(
-        cascade, requests, cfg.seeds, cfg.frames, out_dir, cfg.formats, fps, device, sheets_dir,
-        cfg.batch_size(device.type),
-    )  # fmt: skip
+    with out_of_memory_hint("render", "render.batch (videos sampled together) or render.frames"):
+        return render(
+            cascade, requests, cfg.seeds, cfg.frames, out_dir, cfg.formats, fps, device, sheets_dir,
+            cfg.batch_size(device.type),
+        )  # fmt: skip

@@ -45,7 +45,7 @@ from vdlib.clips import (
 from vdlib.common import VdlibError, atomic_output, progress
 from vdlib.config import BaseConfig, ModelTrainConfig, SamplingConfig, TrainConfig, UpsamplerConfig
 from vdlib.cores import share_cores
-from vdlib.device import autocast, resolve_device, resolve_precision
+from vdlib.device import autocast, ddp_backend, out_of_memory_hint, resolve_device, resolve_precision
 from vdlib.diffusion import Diffusion
 from vdlib.frames import ClipWindows, FrameStore, evenly_spaced
 from vdlib.labels import Labels, read_labels
@@ -436,7 +436,7 @@ def _setup(train: TrainConfig) -> tuple[int, int, torch.device]:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(train.device, "train.device", local if world > 1 else None, train.threads)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(ddp_backend(device.type))
     return rank, world, device
 
 
@@ -634,7 +634,15 @@ def finish_run(run: Run, log: TrainLog | None, val_loss: float) -> dict[str, flo
 
 
 def train_model(job: TrainJob) -> dict[str, float]:
-    """Train one model; returns its final metrics. Resumes from ``.vdlib/resume`` when it can."""
+    """Train one model; returns its final metrics. Resumes from ``.vdlib/resume`` when it can. A GPU
+    that runs out of memory stops it with one line naming the params to lower."""
+    lower = f"{job.prefix}.batch or " + ("upsampler.crop" if job.is_upsampler else "base.window")
+    kept = "the last checkpoint is kept, and a re-run with the same params resumes from it"
+    with out_of_memory_hint(f"train {job.name}", lower, kept):
+        return _train(job)
+
+
+def _train(job: TrainJob) -> dict[str, float]:
     run = start_run(job)
     log = TrainLog(run) if run.rank == 0 else None
     tcfg, val = job.train, float("nan")
