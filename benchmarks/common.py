@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vdlib.cores import available_cores
+from vdlib.core.cores import available_cores
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -71,10 +71,10 @@ def quick_demo_data(work: Path, seconds: int = 20, size: int = 32) -> tuple[Path
     import warnings
 
     from vdlib.config import DemoConfig, ExtractConfig
-    from vdlib.demo import demo_schedule, render_demo_video, write_schedule_csv
-    from vdlib.extract import extract_frames
+    from vdlib.data.demo import demo_schedule, render_demo_video, write_schedule_csv
+    from vdlib.data.extract import extract_frames
     from vdlib.labels import write_labels
-    from vdlib.tables import LabelRangeWarning, timestamp_labels
+    from vdlib.labels.tables import LabelRangeWarning, timestamp_labels
 
     video = render_demo_video(DemoConfig(seconds=seconds, width=96, height=72), work / "demo.mkv")
     store = extract_frames(video, work / "frames", ExtractConfig(resolution=size, fps=10))

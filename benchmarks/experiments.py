@@ -5,7 +5,7 @@ mode queues two experiments (each its own ``train.seed``, so nothing comes from 
 all three trainings, render and evaluate run) and times ``dvc exp run --run-all -j N``:
 
 - ``-j 1``: one after the other, every core each;
-- ``-j 2``, ``train.threads: 0``: side by side, sharing the cores (``vdlib.cores``);
+- ``-j 2``, ``train.threads: 0``: side by side, sharing the cores (``vdlib.core.cores``);
 - ``-j 2``, ``train.threads`` = every core: side by side, each using every core (the thrash).
 
     python benchmarks/experiments.py            # base.steps 100 per experiment (~10 minutes here)
@@ -48,7 +48,7 @@ def _statuses(project: Path) -> dict[str, str]:
 
 def run(quick: bool = False) -> dict:
     """Time the three modes; every experiment must succeed."""
-    from vdlib.cores import available_cores
+    from vdlib.core.cores import available_cores
 
     cores = available_cores()
     steps = 10 if quick else 100

@@ -21,9 +21,9 @@ from pathlib import Path
 from common import bench_main, markdown_table
 
 from vdlib.config import DemoConfig, ExtractConfig
-from vdlib.demo import render_demo_video
-from vdlib.extract import extract_frames
-from vdlib.video import FrameFit, decode_command, ffmpeg_exe
+from vdlib.data.demo import render_demo_video
+from vdlib.data.extract import extract_frames
+from vdlib.data.video import FrameFit, decode_command, ffmpeg_exe
 
 TARGET_RATIO = 1.25  # ffmpeg-alone fps / vdlib fps must stay below this (vdlib >= 0.8x ffmpeg)
 

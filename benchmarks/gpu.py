@@ -62,33 +62,31 @@ def peak_tflops(name: str, given: float | None) -> float | None:
 
 
 def training_step(section: str, overrides: dict, resolution: int, device: Any, precision: Any, batch: int):
-    """vdlib's training step (loss, backward, AdamW) for ``section``'s model with ``overrides`` on
-    synthetic clips at ``resolution`` px; returns (step function, parameter count)."""
+    """vdlib's training step (loss, gradient clipping, AdamW, EMA) for ``section``'s model with
+    ``overrides`` on random clips at ``resolution`` px; returns (step function, network, parameters)."""
     import torch
 
     from vdlib.config import section_from_dict
-    from vdlib.diffusion import Diffusion
-    from vdlib.train import training_loss, unet_config
-    from vdlib.unet import UNet3D
+    from vdlib.models.lowres import Residual
+    from vdlib.models.upscale import Upscale
+    from vdlib.training.kinds import kind_of
+    from vdlib.training.train import Trainee
 
     cfg = section_from_dict(section, {**overrides, "batch": batch})
-    model = UNet3D(unet_config(cfg, LABELS, "timestamps")).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    diffusion = Diffusion(cfg.diffusion)
-    size = min(cfg.crop, resolution) if section == "upsampler" and cfg.crop else resolution
-    gen = torch.Generator().manual_seed(0)
-    clip = torch.rand(batch, 3, cfg.frames, size, size, generator=gen) * 2 - 1
+    kind = kind_of(cfg, resolution)
+    spec = kind.batch_spec((resolution, resolution), "timestamps", Upscale())
+    trainee = Trainee.new(cfg, kind.unet_config(LABELS, "timestamps"), Residual(), device, precision)
+    size = min(spec.crop, resolution) if spec.crop else resolution
+    clip = torch.rand(batch, 3, cfg.frames, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     data = {"clip": clip, "cond": torch.zeros(batch, cfg.frames, LABELS)}
-    if section == "upsampler":
+    if spec.lowres:
         data["lowres"] = clip.clone()
+    steps = iter(range(10**9))
 
     def step() -> None:
-        loss = training_loss(model, diffusion, data, cfg, gen, device, None, precision)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        trainee.step(data, 0, next(steps), 0)
 
-    return step, model, sum(p.numel() for p in model.parameters())
+    return step, trainee.model, sum(p.numel() for p in trainee.model.parameters())
 
 
 def time_steps(step: Any, steps: int) -> float:
@@ -223,15 +221,15 @@ def sampling(project: Path, device: Any) -> list[dict]:
     import numpy as np
     import torch
 
-    from vdlib.cascade import load_cascade
-    from vdlib.conditions import Request
     from vdlib.config import CASCADE, RenderConfig
-    from vdlib.render import generate
+    from vdlib.generation.cascade import load_cascade
+    from vdlib.generation.conditions import Request
+    from vdlib.generation.render import generate
 
     cfg = RenderConfig()
     folders = [project / "models" / name for name in CASCADE]
     cascade = load_cascade(folders, cfg.sampling(), [f"render.{n}" for n in CASCADE], device)
-    labels = len(cascade[0].meta["labels"]["names"])
+    labels = len(cascade[0].card.label_names)
     rows = []
     for batch in (1, 1, 8, 32):  # the first batch of 1 warms up
         requests = [Request(f"v{i}", np.zeros((16, labels), np.float32), "labels", i) for i in range(batch)]
@@ -268,8 +266,8 @@ def pose() -> dict:
     from pose import _frames
 
     from vdlib.config import PoseConfig
-    from vdlib.frames import FrameStore
-    from vdlib.pose import pose_labels
+    from vdlib.data.frames import FrameStore
+    from vdlib.labels.pose import pose_labels
 
     rates = {}
     with tempfile.TemporaryDirectory(prefix="vdlib-gpu-") as tmp:

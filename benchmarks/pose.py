@@ -28,8 +28,8 @@ def _frames(work: Path, seconds: float) -> Path:
     import ultralytics
 
     from vdlib.config import ExtractConfig
-    from vdlib.extract import extract_frames
-    from vdlib.video import ffmpeg_exe
+    from vdlib.data.extract import extract_frames
+    from vdlib.data.video import ffmpeg_exe
 
     photo = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"
     video = work / "bus.mp4"
@@ -46,9 +46,9 @@ def _frames(work: Path, seconds: float) -> Path:
 def run(quick: bool = False, repeats: int = 3) -> dict:
     """Time vdlib's labelling (default runtime), the same batches in PyTorch, and a per-frame loop."""
     from vdlib.config import PoseConfig
+    from vdlib.data.frames import FrameStore
     from vdlib.device import resolve_device
-    from vdlib.frames import FrameStore
-    from vdlib.pose import detect_poses, load_pose_model, pose_labels
+    from vdlib.labels.pose import detect_poses, load_pose_model, pose_labels
 
     resolve_device("cpu", "benchmark")  # every core, as the stage gets
     repeats = 1 if quick else repeats

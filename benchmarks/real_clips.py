@@ -17,7 +17,7 @@ import argparse
 import subprocess
 from pathlib import Path
 
-from vdlib.video import ffmpeg_exe
+from vdlib.data.video import ffmpeg_exe
 
 SECONDS, RATE = 20, 25
 # The zoom and the window's corner drift with periods of 10, 14 and 8 s (2 pi x 40, 57, 33 frames).

@@ -76,7 +76,7 @@ def train_base(
 ) -> tuple[Path, float]:
     """The base model these params train from this data (``data``: its :func:`data_key`; trained once
     per distinct base/train params and data, cached in ``work``) and the seconds its training took."""
-    from vdlib.train import train_job_from_params, train_model
+    from vdlib.training.train import train_job_from_params, train_model
 
     what = [params["base"], params["train"], data]
     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
@@ -99,8 +99,8 @@ def score_row(
 ) -> dict[str, Any]:
     """Train (or reuse) the row's base model, render its videos and compute the evaluate metrics."""
     from vdlib.config import load_section
-    from vdlib.evaluate import evaluate
-    from vdlib.render import render_videos
+    from vdlib.evaluation.evaluate import evaluate
+    from vdlib.generation.render import render_videos
 
     model, train_seconds = train_base(params, work, frames, labels, data)
     row_dir = work / "rows" / hashlib.sha256(f"{name} {model}".encode()).hexdigest()[:12]

@@ -24,7 +24,7 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
         models_dir: str = "models") -> dict:  # fmt: skip
     """Render the params' requests one at a time and in batches; time and compare them."""
     from vdlib.config import CASCADE, RenderConfig, load_section
-    from vdlib.render import render_videos
+    from vdlib.generation.render import render_videos
 
     cfg = load_section("render") if Path("params.yaml").is_file() else RenderConfig()
     models = [Path(models_dir) / name for name in CASCADE[: cfg.cascade]]

@@ -31,18 +31,19 @@ ACCURACY_TOLERANCE = 0.02
 def _quick_inputs(work: Path) -> tuple[Path, Path, Path]:
     """A short demo store, its labels, and a tiny untrained base model saved like a trained one."""
     from vdlib.labels import read_labels
-    from vdlib.unet import UNet3D, UNetConfig, save_model
+    from vdlib.models.card import ModelCard, save_model
+    from vdlib.models.schedule import DiffusionConfig
+    from vdlib.models.unet import UNet3D, UNetConfig
 
     frames, labels_path = quick_demo_data(work)
     labels = read_labels(labels_path)
     model = UNet3D(
         UNetConfig(channels=8, mults=(1, 2), spatial_attn_levels=(1,), heads=2, cond_dim=labels.dim)
     )
-    meta = {"kind": "base", "size": 16, "frames": 8, "window": 16, "skip": 1, "fps": 5.0,
-            "val_fraction": 0.05, "seed": 0, "crop": 0,
-            "diffusion": {"schedule": "cosine", "prediction": "v", "timesteps": 1000},
-            "labels": {"kind": labels.kind, "names": labels.names}}  # fmt: skip
-    save_model(model, work / "base", extra=meta)
+    card = ModelCard(unet=model.cfg, kind="base", size=16, diffusion=DiffusionConfig(), frames=8, window=16,
+                     skip=1, val_fraction=0.05, seed=0, fps=5.0, label_kind=labels.kind,
+                     label_names=tuple(labels.names))  # fmt: skip
+    save_model(model, card, work / "base")
     return frames, labels_path, work / "base"
 
 
@@ -50,13 +51,14 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
         model_dir: str = "models/base") -> dict:  # fmt: skip
     """Generate one 16-frame clip per label combination with each sampler; time and score them."""
 
-    from vdlib.cascade import open_model, run_model, to_uint8
-    from vdlib.classifier import label_accuracy, train_classifier
-    from vdlib.conditions import parse_labels
     from vdlib.config import EvaluateConfig, RenderConfig, load_section
+    from vdlib.data.frames import ClipWindows, FrameStore
     from vdlib.device import resolve_device
-    from vdlib.frames import ClipWindows, FrameStore
+    from vdlib.evaluation.classifier import label_accuracy, train_classifier
+    from vdlib.generation.cascade import open_model, run_model
+    from vdlib.generation.conditions import parse_labels
     from vdlib.labels import read_labels
+    from vdlib.models.upscale import to_uint8
 
     with tempfile.TemporaryDirectory(prefix="vdlib-bench-") as tmp:
         if quick:
@@ -96,8 +98,8 @@ def run(quick: bool = False, frames_dir: str = "data/frames", labels_path: str =
         train_cfg = load_section("train") if Path("params.yaml").is_file() else None
         train_rows = ClipWindows.for_store(
             store,
-            int(base.meta["window"]),
-            int(base.meta["skip"]),
+            base.card.window,
+            base.card.skip,
             train_cfg.val_fraction if train_cfg else 0.05,
         ).train_frames
         cfg = EvaluateConfig(classifier_steps=50 if quick else 1200)

@@ -19,7 +19,7 @@ from training import VDLIB_MODEL
 
 def run(quick: bool = False, threads: int = 0, plot: str | Path | None = None) -> dict:
     """Measure every (size, frames) pair; optionally write the plot."""
-    from vdlib.cores import available_cores
+    from vdlib.core.cores import available_cores
 
     threads = threads or available_cores()
     sizes, lengths = ([16], [4, 8]) if quick else ([32, 64, 128], [8, 16, 32])

@@ -78,8 +78,8 @@ def track_stats(videos: list[np.ndarray], kind: str) -> dict[str, Any]:
 def real_clips(frames: Path, params: Path, size: int, length: int = 16) -> list[np.ndarray]:
     """Clips of ``length`` frames at the base model's rate from every held-out tail, at ``size`` px."""
     from vdlib.config import load_section
-    from vdlib.evaluate import resize_frames
-    from vdlib.frames import ClipWindows, FrameStore
+    from vdlib.data.frames import ClipWindows, FrameStore
+    from vdlib.evaluation.evaluate import resize_frames
 
     base, train = load_section("base", params), load_section("train", params)
     store = FrameStore.open(frames)

@@ -38,9 +38,9 @@ def _vdlib_step(frames: int, size: int, batch: int, model_cfg: dict[str, Any]):
     import torch
 
     from vdlib.config import section_from_dict
-    from vdlib.diffusion import Diffusion
-    from vdlib.train import training_loss
-    from vdlib.unet import UNet3D, UNetConfig
+    from vdlib.models.diffusion import Diffusion
+    from vdlib.models.unet import UNet3D, UNetConfig
+    from vdlib.training.train import training_loss
 
     model = UNet3D(UNetConfig(**model_cfg))
     cfg = section_from_dict("base", {"resolution": size, "window": frames, "skip": 0})
@@ -138,7 +138,7 @@ def compare(frames: int, size: int, batch: int, steps: int, repeats: int, thread
 
 def run(quick: bool = False, threads: int = 0) -> dict:
     """The benchmark: rows per clip shape and a Markdown table."""
-    from vdlib.cores import available_cores
+    from vdlib.core.cores import available_cores
 
     threads = threads or available_cores()
     peak = cpu_peak(threads)

@@ -3,7 +3,7 @@ before anything expensive runs. Writes OUT, which the fetch stage waits for; its
 same whatever the params, so a passing check never makes a later stage re-run. Usage: check.py OUT"""
 
 from vdlib.check import check_params, check_repository
-from vdlib.common import run_stage, write_json
+from vdlib.core.common import run_stage, write_json
 
 
 def main(out: str) -> None:

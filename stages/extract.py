@@ -1,9 +1,9 @@
 """Stage extract: the fetched videos (a file or a folder of them) + params ``extract`` → the frame
 store. Usage: extract.py VIDEOS OUT"""
 
-from vdlib.common import run_stage
 from vdlib.config import load_section
-from vdlib.extract import extract_frames
+from vdlib.core.common import run_stage
+from vdlib.data.extract import extract_frames
 
 
 def main(video: str, out: str) -> None:

@@ -1,9 +1,9 @@
 """Stage fetch: params ``fetch`` (and ``demo``) → OUT_DIR with one ``<name>.mkv`` per video.
 Usage: fetch.py OUT_DIR"""
 
-from vdlib.common import run_stage
 from vdlib.config import load_section
-from vdlib.fetch import fetch_videos
+from vdlib.core.common import run_stage
+from vdlib.data.fetch import fetch_videos
 
 
 def main(out_dir: str) -> None:

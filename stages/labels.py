@@ -1,9 +1,9 @@
 """Stage labels: frame store + params ``labels`` → labels Parquet, a preview GIF and a summary.
 Usage: labels.py FRAMES OUT PREVIEW SUMMARY"""
 
-from vdlib.common import run_stage
 from vdlib.config import load_section
-from vdlib.labelling import label_frames
+from vdlib.core.common import run_stage
+from vdlib.labels.labelling import label_frames
 
 
 def main(frames: str, out: str, preview: str, summary: str) -> None:

@@ -3,9 +3,9 @@ OUT_DIR, and a contact sheet per video in SHEETS_DIR (DVC image plots: ``dvc plo
 experiments' sheets side by side). ``auto`` requests come from the frame store and labels.
 Usage: render.py FRAMES LABELS OUT_DIR SHEETS_DIR BASE [UPSAMPLER ...]"""
 
-from vdlib.common import run_stage
 from vdlib.config import load_section
-from vdlib.render import render_videos
+from vdlib.core.common import run_stage
+from vdlib.generation.render import render_videos
 
 
 def main(frames: str, labels: str, out_dir: str, sheets_dir: str, *models: str) -> None:

@@ -4,9 +4,9 @@ above 1 it starts itself under torchrun (DDP). Usage: train.py KIND FRAMES LABEL
 
 import sys
 
-from vdlib.common import run_stage
-from vdlib.launch import launch, needs_launch
-from vdlib.train import train_job_from_params, train_model
+from vdlib.core.common import run_stage
+from vdlib.training.launch import launch, needs_launch
+from vdlib.training.train import train_job_from_params, train_model
 
 
 def main(

@@ -24,8 +24,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 from vdlib.config import DemoConfig
-from vdlib.demo import render_demo_video
-from vdlib.video import ffmpeg_exe
+from vdlib.data.demo import render_demo_video
+from vdlib.data.video import ffmpeg_exe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,18 +58,25 @@ def portrait_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_folders(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Exported pose models go to a per-session folder, not the user's ~/.cache/vdlib, and the
-    session's processes share cores among themselves only (``vdlib.cores``)."""
+    session's processes share cores among themselves only (``vdlib.core.cores``)."""
     os.environ["VDLIB_CACHE"] = str(tmp_path_factory.mktemp("vdlib-cache"))
     os.environ["VDLIB_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("vdlib-running"))
 
 
+def release_cores() -> None:
+    """Unregister this test process from core sharing, as a process that exits is: the stages later
+    tests start as subprocesses get every core."""
+    import vdlib.core.cores
+
+    if vdlib.core.cores._registered is not None:
+        vdlib.core.cores._registered.unlink(missing_ok=True)
+        vdlib.core.cores._registered = None
+
+
 @pytest.fixture(autouse=True)
 def _release_cores() -> Iterator[None]:
-    """A test that computed in this process hands its cores back, so the stages later tests start
-    as subprocesses get every core."""
+    """A test that computed in this process hands its cores back."""
     yield
-    from vdlib.cores import release_cores
-
     release_cores()
 
 
@@ -81,7 +88,7 @@ TINY_MODEL = {"channels": 8, "mults": [1, 2], "res_blocks": 1, "spatial_attn_lev
 
 def tiny_unet(**changes: Any):
     """The tiny network as a ``UNetConfig`` (``changes``: cond_dim, lowres, ...)."""
-    from vdlib.unet import UNetConfig
+    from vdlib.models.unet import UNetConfig
 
     lists_as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in TINY_MODEL.items()}
     return UNetConfig(**{**lists_as_tuples, **changes})
@@ -99,23 +106,33 @@ def demo_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render_demo_video(SHORT_DEMO, tmp_path_factory.mktemp("videos") / "demo.mkv")
 
 
+def labelled_demo(video: Path, folder: Path, resolution: int) -> tuple[Any, Any]:
+    """The demo ``video``'s frame store (``folder/frames``, 10 fps) and its labels from the demo's whole
+    table (``folder/labels.parquet``): what the extract and labels stages make of it."""
+    from vdlib.config import ExtractConfig
+    from vdlib.data.demo import demo_schedule, write_schedule_csv
+    from vdlib.data.extract import extract_frames
+    from vdlib.labels import write_labels
+    from vdlib.labels.tables import LabelRangeWarning, timestamp_labels
+
+    store = extract_frames(video, folder / "frames", ExtractConfig(resolution=resolution, fps=10))
+    write_schedule_csv(demo_schedule(DemoConfig()), folder / "demo.csv")  # names every shape and colour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelRangeWarning)  # the table covers 120 s, a clip may be shorter
+        labels = timestamp_labels(store, [folder / "demo.csv"])
+    write_labels(labels, folder / "labels.parquet")
+    return store, labels
+
+
 @pytest.fixture(scope="session")
 def models(demo_video, tmp_path_factory, tiny_model):
     """A tiny labelled base (16 px, 4-frame windows) and a 32 px upsampler, trained for a few steps on
     the demo clip (folders ``base`` and ``upsampler_32``, with ``frames`` and ``labels.parquet``)."""
-    from vdlib.config import ExtractConfig, TrainConfig, section_from_dict
-    from vdlib.demo import demo_schedule, write_schedule_csv
-    from vdlib.extract import extract_frames
-    from vdlib.labels import write_labels
-    from vdlib.tables import LabelRangeWarning, timestamp_labels
-    from vdlib.train import TrainJob, train_model
+    from vdlib.config import TrainConfig, section_from_dict
+    from vdlib.training.train import TrainJob, train_model
 
     folder = tmp_path_factory.mktemp("models")
-    store = extract_frames(demo_video, folder / "frames", ExtractConfig(resolution=32, fps=10))
-    write_schedule_csv(demo_schedule(DemoConfig()), folder / "demo.csv")  # names every shape and colour
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LabelRangeWarning)  # the table covers 120 s, the clip 8
-        write_labels(timestamp_labels(store, [folder / "demo.csv"]), folder / "labels.parquet")
+    labelled_demo(demo_video, folder, resolution=32)
     train = TrainConfig(ckpt_every=100, log_every=10, threads=1)
     for kind, size, extra in (
         ("base", 16, {"resolution": 16}),
@@ -137,8 +154,8 @@ UP_SAMPLING = {"steps": 2, "context": 0}
 
 def cascade(models: Path, base: Any = None, up: Any = None) -> list:
     """The tiny trained cascade of ``models`` with sampling settings (few steps by default)."""
-    from vdlib.cascade import load_cascade
-    from vdlib.config import SamplingConfig
+    from vdlib.generation.cascade import load_cascade
+    from vdlib.models.schedule import SamplingConfig
 
     settings = [base or SamplingConfig(**BASE_SAMPLING), up or SamplingConfig(**UP_SAMPLING)]
     return load_cascade(
@@ -148,7 +165,7 @@ def cascade(models: Path, base: Any = None, up: Any = None) -> list:
 
 def circle_red(models: Path, frames: int) -> np.ndarray:
     """Per-frame labels asking for a red circle on every frame."""
-    from vdlib.conditions import parse_labels
+    from vdlib.generation.conditions import parse_labels
 
     labels = cascade(models)[0].labels
     return np.tile(parse_labels("shape=circle,colour=red", labels), (frames, 1))
@@ -158,7 +175,7 @@ def circle_red(models: Path, frames: int) -> np.ndarray:
 def small_store(tmp_path_factory, demo_video):
     """The short demo clip as a store of 32 px frames at 10 fps (80 frames)."""
     from vdlib.config import ExtractConfig
-    from vdlib.extract import extract_frames
+    from vdlib.data.extract import extract_frames
 
     return extract_frames(
         demo_video, tmp_path_factory.mktemp("store") / "frames", ExtractConfig(resolution=32, fps=10)
@@ -249,6 +266,24 @@ def copy_project(dest: Path) -> None:
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
 
 
+def write_params_file(
+    path: Path, changes: dict[str, Any] | None = None, base: dict[str, Any] | None = None
+) -> Path:
+    """The one way tests write a params file: ``base`` (default: the params file at ``path``, else the
+    repository's) with ``changes`` applied, each a dotted key (``render.base.steps``) and its value."""
+    if base is None:
+        base = yaml.safe_load((path if path.is_file() else REPO / "params.yaml").read_text())
+    params = copy.deepcopy(base)
+    for dotted, value in (changes or {}).items():
+        *parents, key = dotted.split(".")
+        node = params
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
 def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with models, steps and videos small enough for a test run of the whole cascade."""
     params["demo"].update({"seconds": 12, "width": 96, "height": 72})
@@ -284,7 +319,7 @@ def make_git_project(folder: Path, change: Any = None, files: dict[str, str] | N
     params = tiny_params(yaml.safe_load((folder / "params.yaml").read_text()))
     if change is not None:
         change(params)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params_file(folder / "params.yaml", base=params)
     git(folder, "add", "-A")
     git(folder, "commit", "-q", "-m", "tiny project")
     return folder

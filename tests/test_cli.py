@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vdlib.frames import FrameStore
+from vdlib.data.frames import FrameStore
 from vdlib.labels import read_labels
 
 VDLIB = str(Path(sys.executable).parent / "vdlib")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from vdlib.common import VdlibError
 from vdlib.config import RenderConfig
-from vdlib.cores import available_cores
+from vdlib.core.common import VdlibError
+from vdlib.core.cores import available_cores
 from vdlib.device import (
     autocast,
     autocast_dtype,

@@ -12,10 +12,36 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO, copy_project, dvc, git
+from tests.conftest import REPO, copy_project, dvc, git, write_params_file
 from vdlib.config import WEIGHT_NEUTRAL_KEYS, TrainConfig
 
 CODE = ("stages/", "vdlib/")
+
+
+def runs_code(init: Path) -> bool:
+    """Whether a package's ``__init__.py`` holds more than its docstring (which no output depends on)."""
+    body = ast.parse(init.read_text()).body
+    return not (len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant))
+
+
+def module_files(name: str) -> set[str]:
+    """The repository files that importing the dotted ``name`` runs: every package's ``__init__.py``
+    on the way that holds code, and the module itself (empty for names outside ``vdlib``)."""
+    parts = name.split(".")
+    if parts[0] != "vdlib":
+        return set()
+    files = set()
+    for depth in range(1, len(parts) + 1):
+        path = "/".join(parts[:depth])
+        if (REPO / path / "__init__.py").is_file():
+            if runs_code(REPO / path / "__init__.py"):
+                files.add(f"{path}/__init__.py")
+        elif (REPO / f"{path}.py").is_file():
+            files.add(f"{path}.py")
+            break
+        else:
+            break  # a name inside a module (from vdlib.x import y)
+    return files
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -27,11 +53,7 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)  # from vdlib import x
-    files = {"vdlib/__init__.py"} if any(n.split(".")[0] == "vdlib" for n in names) else set()
-    for name in names:
-        if name.split(".")[0] == "vdlib" and (REPO / (name.replace(".", "/") + ".py")).is_file():
-            files.add(name.replace(".", "/") + ".py")
-    return files
+    return set().union(*(module_files(name) for name in names)) if names else set()
 
 
 def import_closure(script: str) -> set[str]:
@@ -64,7 +86,15 @@ def script_of(stage: dict) -> str:
 
 
 def code_deps(stage: dict) -> set[str]:
-    return {d for d in stage["deps"] if isinstance(d, str) and d.startswith(CODE)}
+    """The code files a stage's deps cover: files, and every Python file of a listed folder."""
+    files = set()
+    for dep in stage["deps"]:
+        if isinstance(dep, str) and dep.startswith(CODE):
+            folder = REPO / dep
+            found = sorted(folder.rglob("*.py")) if folder.is_dir() else [folder]
+            found = [f for f in found if f.name != "__init__.py" or runs_code(f)]
+            files.update(str(f.relative_to(REPO)) for f in found)
+    return files
 
 
 def test_every_stage_depends_on_exactly_the_code_it_runs():
@@ -78,8 +108,8 @@ def test_every_stage_depends_on_exactly_the_code_it_runs():
 
 def test_the_closure_follows_imports_inside_functions():
     # labelling imports the tables only when labels.kind is timestamps; the labels stage still runs them.
-    assert "vdlib/tables.py" in import_closure("stages/labels.py")
-    assert "vdlib/tables.py" not in import_closure("stages/train.py")
+    assert "vdlib/labels/tables.py" in import_closure("stages/labels.py")
+    assert "vdlib/labels/tables.py" not in import_closure("stages/train.py")
 
 
 def _changed(project: Path) -> dict[str, set[str]]:
@@ -100,7 +130,7 @@ def test_dvc_status_names_exactly_the_stages_that_run_an_edited_file(tmp_path):
     shutil.copy(REPO / "dvc.lock", tmp_path / "dvc.lock")
     git(tmp_path, "init", "-q")
     dvc(tmp_path, "init", "-q")
-    for module in (tmp_path / "vdlib").glob("*.py"):
+    for module in (tmp_path / "vdlib").rglob("*.py"):
         module.write_text(module.read_text() + "\n# edited\n")
     (tmp_path / "labels/tables/extra.csv").write_text("start,end,label\n0,1,a\n")
     (tmp_path / "labels/timelines/extra.csv").write_text("start,end,label\n0,1,a\n")
@@ -136,13 +166,14 @@ def test_every_param_is_part_of_dvcs_run_cache_key():
 
 def test_train_stages_track_exactly_the_keys_that_can_change_the_weights():
     """A train stage's params are its own section and every train key but the weight-neutral ones
-    (which tests/test_train.py shows leave the weights alone)."""
+    (which tests/training/test_train.py shows leave the weights alone)."""
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     can_change = {f"train.{k}" for k in train_keys - set(WEIGHT_NEUTRAL_KEYS)}
     for name, stage in stages().items():
         if name.startswith("train_"):
             section = "base" if name == "train_base" else "upsampler"
-            assert set(stage["params"]) == can_change | {section}, name
+            listed = {k for p in stage["params"] for k in ([p] if isinstance(p, str) else p["params.yaml"])}
+            assert listed == can_change | {section}, name
 
 
 def test_a_weight_neutral_key_rerun_no_training(tmp_path):
@@ -152,12 +183,10 @@ def test_a_weight_neutral_key_rerun_no_training(tmp_path):
     shutil.copy(REPO / "dvc.lock", tmp_path / "dvc.lock")
     git(tmp_path, "init", "-q")
     dvc(tmp_path, "init", "-q")
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     changed = {"workers": 2, "ckpt_every": 7, "val_every": 3, "log_every": 1, "sample_every": 5,
                "node_rank": 1, "rdzv_endpoint": "10.0.0.1:29500"}  # fmt: skip
     assert set(changed) == set(WEIGHT_NEUTRAL_KEYS)
-    params["train"].update(changed)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params_file(tmp_path / "params.yaml", {f"train.{key}": value for key, value in changed.items()})
     report = json.loads(dvc(tmp_path, "status", "--json").splitlines()[-1])
     params_changed = {
         stage
@@ -166,3 +195,28 @@ def test_a_weight_neutral_key_rerun_no_training(tmp_path):
         if isinstance(entry, dict) and "params.yaml" in entry.get("changed deps", {})
     }
     assert params_changed == {"check"}, report
+
+
+# The packages in the order the pipeline runs them: a module imports only from its own layer or
+# those before it.
+LAYERS = ["core", "models", "config", "data", "labels", "generation", "training", "evaluation", "app"]
+APP = {"check", "init", "params_file", "cli"}
+
+
+def layer_of(path: str) -> int:
+    parts = Path(path).parts  # vdlib/<package>/<module>.py or vdlib/<module>.py
+    if len(parts) == 2:
+        name = Path(parts[1]).stem
+        return LAYERS.index("app" if name in APP else "config" if name in ("config", "device") else "core")
+    return LAYERS.index(parts[1])
+
+
+def test_imports_flow_one_way_through_the_packages():
+    backwards = []
+    for path in sorted(str(p.relative_to(REPO)) for p in (REPO / "vdlib").rglob("*.py")):
+        for module in imported_modules(REPO / path):
+            if layer_of(module) > layer_of(path):
+                backwards.append(f"{path} imports {module}")
+    assert not backwards, "\n".join(backwards)
+    models = {m for p in (REPO / "vdlib/models").glob("*.py") for m in imported_modules(p)}
+    assert "vdlib/config.py" not in models  # the model code never reads the params schema

@@ -18,10 +18,11 @@ from tests.conftest import (
     make_git_project,
     photo_video,
     ultralytics_asset,
+    write_params_file,
 )
-from vdlib.frames import ClipWindows, FrameStore
+from vdlib.data.frames import ClipWindows, FrameStore
+from vdlib.data.video import ffmpeg_exe
 from vdlib.labels import read_labels
-from vdlib.video import ffmpeg_exe
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +126,7 @@ def test_init_then_repro_without_labels(tmp_path):
     params["render"].update({"count": 1, "frames": 8})
     params["render"]["base"]["steps"] = 4
     params["evaluate"]["fidelity_clips"] = 1
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params_file(project / "params.yaml", base=params)
     metrics = repro_and_check(project, ["unconditioned-0"])
     assert FrameStore.open(project / "data" / "frames").shape == (128, 304)
     assert_outputs_have_shape(project, (128, 304))

@@ -7,23 +7,20 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 
-from tests.conftest import assert_temporal_matches_its_plot, copy_project, dvc, git, make_git_project
-from vdlib.frames import FrameStore
+from tests.conftest import (
+    assert_temporal_matches_its_plot,
+    copy_project,
+    dvc,
+    git,
+    make_git_project,
+    write_params_file,
+)
+from vdlib.data.frames import FrameStore
 from vdlib.labels import read_labels
 
 pytestmark = pytest.mark.slow
-
-
-def set_params(project, **changes):
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture
@@ -31,7 +28,7 @@ def project(tmp_path):
     """The project's pipeline files in a fresh folder, with a short demo and small frames."""
     copy_project(tmp_path)
     dvc(tmp_path, "init", "--no-scm", "-q")
-    set_params(tmp_path, demo__seconds=12, demo__width=96, demo__height=72)
+    write_params_file(tmp_path / "params.yaml", {"demo.seconds": 12, "demo.width": 96, "demo.height": 72})
     return tmp_path
 
 
@@ -49,7 +46,7 @@ def test_repro_builds_data_stages_and_reruns_only_what_changed(project):
 
     assert "Data and pipelines are up to date" in dvc(project, "repro", "labels")
 
-    set_params(project, extract__fps=5)
+    write_params_file(project / "params.yaml", {"extract.fps": 5})
     out = dvc(project, "repro", "labels")
     assert "Stage 'fetch' didn't change, skipping" in out
     assert "Running stage 'extract'" in out and "Running stage 'labels'" in out
@@ -58,7 +55,7 @@ def test_repro_builds_data_stages_and_reruns_only_what_changed(project):
 
 
 def test_a_bad_param_fails_the_stage_with_one_line(project):
-    set_params(project, extract__fps="fast")
+    write_params_file(project / "params.yaml", {"extract.fps": "fast"})
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
         [sys.executable, "-m", "dvc", "repro"],
@@ -74,20 +71,24 @@ def test_a_bad_param_fails_the_stage_with_one_line(project):
     assert not (project / "data" / "raw").exists() and not (project / "data" / "frames").exists()
 
 
-@pytest.fixture
-def git_project(tmp_path):
-    """The project in a fresh git repository (``dvc exp`` needs one), configured for tiny models and
-    the demo's explicit render requests."""
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """The project in a fresh git repository (``dvc exp`` needs one) with tiny models and the demo's
+    explicit render requests, after one ``dvc repro``, committed: (project, the repro's output). The
+    tests below share it and run in order: each leaves the project as the next expects."""
 
     def demo_requests(params):
         params["render"].update({"labels": ["shape=circle,colour=red", "square,blue"]})
 
-    return make_git_project(tmp_path, demo_requests)
-
-
-def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_project):
-    project = git_project
+    project = make_git_project(tmp_path_factory.mktemp("pipeline") / "project", demo_requests)
     out = dvc(project, "repro")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "baseline run")
+    return project, out
+
+
+def test_repro_runs_every_stage_to_models_gifs_and_sheets(baseline):
+    project, out = baseline
     for stage in ("fetch", "extract", "labels", "train_base", "train_upsampler@64", "train_upsampler@128",
                   "render", "evaluate"):  # fmt: skip
         assert f"Running stage '{stage}'" in out
@@ -98,10 +99,14 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     for stem in ("circle-red_seed0", "square-blue_seed0", "demo_change_seed0"):
         assert (reports / "gifs" / f"{stem}.gif").is_file() and (reports / "gifs" / f"{stem}.mp4").is_file()
         assert (reports / "sheets" / f"{stem}_sheet.png").is_file()
+
+
+def test_evaluate_scores_every_model_as_its_training_did(baseline):
+    project, _ = baseline
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
     trained_steps = {}
-    for name in metrics["val_loss"]:  # evaluate scores each model as its training did
+    for name in metrics["val_loss"]:
         trained = json.loads((project / "reports" / f"train_{name}" / "metrics.json").read_text())
         assert metrics["val_loss"][name] == pytest.approx(trained["val"]["loss"], rel=1e-4)
         trained_steps[name] = trained["step"]
@@ -116,15 +121,20 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     # 3 base windows x 2 steps, the first of them guided (guidance_share 0.33: 2 passes), then 2
     # windows x 1 step per upsampler.
     assert metrics["sampling"]["evaluations_per_video"] == 3 * (2 + 1) + 2 * 2
+
+
+def test_metrics_and_plots_are_what_dvc_shows(baseline):
+    project, _ = baseline
     shown = dvc(project, "metrics", "show")
     for stage in ("train_base", "train_upsampler_64", "train_upsampler_128", "eval"):
         assert f"reports/{stage}/metrics.json" in shown
     assert "temporal.csv" in dvc(project, "plots", "show", "--json")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "baseline run")
 
-    # Remote storage: push the run to a DVC remote (a local folder here; S3, GCS or SSH alike), clone
-    # the repository afresh, pull, and render from the pulled models without training anything.
+
+def test_a_remote_carries_the_run_to_a_fresh_clone_that_renders_without_training(baseline):
+    """Push the run to a DVC remote (a local folder here; S3, GCS or SSH alike), clone the repository
+    afresh, pull, and render from the pulled models without training anything."""
+    project, _ = baseline
     dvc(project, "remote", "add", "-d", "store", str(project.parent / "remote"))
     git(project, "commit", "-q", "-am", "a DVC remote")
     dvc(project, "push")
@@ -139,8 +149,11 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     assert "Running stage 'render'" in out and "Running stage 'train" not in out
     assert (clone / "reports" / "gifs" / "circle-red_seed0.gif").is_file()
 
-    # Queued experiments side by side (two workers): each trains in its own workspace with its
-    # share of the cores (train.threads 0) and ends with its own metrics.
+
+def test_queued_experiments_train_side_by_side(baseline):
+    """Two workers: each trains in its own workspace with its share of the cores (train.threads 0)
+    and ends with its own metrics."""
+    project, _ = baseline
     for lr in ("0.001", "0.004"):
         dvc(project, "exp", "run", "--queue", "-n", f"lr{lr}", "-S", f"base.lr={lr}", "-S", "train.threads=0")
     dvc(project, "exp", "run", "--run-all", "-j", "2")
@@ -154,14 +167,15 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     assert set(final_lr) == {0.001, 0.004} and final_lr[0.004] == pytest.approx(4 * final_lr[0.001])
     assert not list((project / ".vdlib" / "resume").glob("*/state"))
 
-    # A render setting re-runs only render and evaluate, as an experiment.
+
+def test_a_render_setting_reruns_only_render_and_evaluate_and_plots_diff_shows_both(baseline):
+    project, _ = baseline
     out = dvc(project, "exp", "run", "-S", "render.base.steps=1")
     assert "Running stage 'render'" in out and "Running stage 'evaluate'" in out
     for stage in ("train_base", "train_upsampler@64", "train_upsampler@128"):
         assert f"Stage '{stage}' didn't change, skipping" in out
-    rows = json.loads(dvc(project, "exp", "show", "--json"))
     evaluations = {}
-    for row in rows:
+    for row in json.loads(dvc(project, "exp", "show", "--json")):
         for exp in [row, *[e for group in row.get("experiments") or [] for e in group["revs"]]]:
             data = exp.get("data") or {}
             steps = data["params"]["params.yaml"]["data"]["render"]["base"]["steps"]
@@ -176,9 +190,10 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     assert {r for e in sheet for r in e["revisions"]} == {"HEAD", "workspace"}
     assert any(path.startswith("reports/train_base/samples/") for path in diff)
 
-    # render.cascade 1: the base model's 32 px videos alone, scored at their size; evaluate still
-    # scores every trained model.
-    out = dvc(project, "exp", "run", "-S", "render.cascade=1")
+
+def test_cascade_one_renders_the_base_models_frames_and_evaluate_scores_every_model(baseline):
+    project, _ = baseline
+    out = dvc(project, "exp", "run", "-S", "render.cascade=1", "-S", "render.base.steps=1")
     assert "Running stage 'evaluate'" in out
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics["val_loss"]) == {"base", "upsampler_64", "upsampler_128"}
@@ -187,9 +202,12 @@ def test_repro_runs_the_cascade_to_gifs_and_metrics_and_experiments_compare(git_
     with Image.open(project / "reports" / "gifs" / "circle-red_seed0.gif") as gif:
         assert gif.size == (32, 32)
 
-    # A training param marks only the stages that read it: check (which reads every section) and
-    # train_base. Evaluate reads each model's split and settings from its config.json, so it re-runs
-    # only once the model it scores changes; upsamplers and render are untouched.
-    set_params(project, base__lr=0.002)
+
+def test_a_training_param_marks_only_the_stages_that_read_it(baseline):
+    """check (which reads every section) and train_base. Evaluate reads each model's split and
+    settings from its config.json, so it re-runs only once the model it scores changes; upsamplers
+    and render are untouched."""
+    project, _ = baseline
+    write_params_file(project / "params.yaml", {"base.lr": 0.002})
     status = json.loads(dvc(project, "status", "--json"))
     assert set(status) == {"check", "train_base"}

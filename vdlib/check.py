@@ -15,8 +15,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from vdlib.common import VdlibError
-from vdlib.conditions import check_requests
 from vdlib.config import (
     CASCADE,
     PARAMS_FILE,
@@ -29,8 +27,10 @@ from vdlib.config import (
     read_params,
     section_from_dict,
 )
-from vdlib.extract import KEEP_STEP
-from vdlib.fetch import source_kind
+from vdlib.core.common import VdlibError
+from vdlib.data.extract import KEEP_STEP
+from vdlib.data.fetch import source_kind
+from vdlib.generation.conditions import check_requests
 from vdlib.labels import ModelLabels
 
 # The output size of each upsampler stage (dvc.yaml's train_upsampler@SIZE), from its name.
@@ -47,7 +47,7 @@ def planned_labels(labels_cfg: Any) -> ModelLabels:
     """The labels the models will be trained on, known from params alone (the tables' names)."""
     where = "the model"
     if labels_cfg.kind == "timestamps":
-        from vdlib.tables import label_names, read_table
+        from vdlib.labels.tables import label_names, read_table
 
         ranges = []
         for i, table in enumerate(labels_cfg.tables):
@@ -56,7 +56,7 @@ def planned_labels(labels_cfg: Any) -> ModelLabels:
             ranges += read_table(table)
         return ModelLabels("timestamps", label_names(ranges), where)
     if labels_cfg.kind == "pose":
-        from vdlib.pose import KEYPOINT_NAMES, resolve_pose_model
+        from vdlib.labels.pose import KEYPOINT_NAMES, resolve_pose_model
 
         resolve_pose_model(labels_cfg.pose.model)
         return ModelLabels("pose", list(KEYPOINT_NAMES), where)
@@ -139,11 +139,7 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     for name in CASCADE:
         sampling = getattr(cfg["render"], name)
         window = sampling.frames_per_window(cfg["base" if name == "base" else "upsampler"].frames)
-        if sampling.context >= window:
-            raise VdlibError(
-                f"render.{name}.context: expected 0 to {window - 1} (the model makes {window} frames "
-                f"per window), got {sampling.context}"
-            )
+        sampling.check_context(window, f"render.{name}")
 
     labels = planned_labels(cfg["labels"])
     if cfg["labels"].kind == "timestamps":

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from vdlib import __version__
-from vdlib.common import VdlibError, run_main
 from vdlib.config import (
     ASPECTS,
     CASCADE,
@@ -29,10 +29,13 @@ from vdlib.config import (
     RenderConfig,
     load_section,
 )
+from vdlib.core.common import VdlibError, run_main
+from vdlib.models.schedule import SamplingConfig
+from vdlib.params_file import KEY_DOCS
 
 
 def _cmd_demo_video(args: argparse.Namespace) -> None:
-    from vdlib.demo import render_demo_video
+    from vdlib.data.demo import render_demo_video
 
     cfg = DemoConfig(seconds=args.seconds, fps=args.fps, width=args.width, height=args.height, seed=args.seed)
     cfg.validate("vdlib demo-video")
@@ -41,7 +44,7 @@ def _cmd_demo_video(args: argparse.Namespace) -> None:
 
 
 def _cmd_digits_video(args: argparse.Namespace) -> None:
-    from vdlib.digits import DigitsConfig, render_digits_video
+    from vdlib.data.digits import DigitsConfig, render_digits_video
 
     cfg = DigitsConfig(
         seconds=args.seconds, fps=args.fps, width=args.width, height=args.height, seed=args.seed
@@ -51,7 +54,7 @@ def _cmd_digits_video(args: argparse.Namespace) -> None:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> None:
-    from vdlib.fetch import fetch
+    from vdlib.data.fetch import fetch
 
     out = fetch(args.source, args.output, max_height=args.max_height)
     print(f"wrote {out}")
@@ -72,7 +75,7 @@ def _extract_config(args: argparse.Namespace) -> ExtractConfig:
 
 
 def _cmd_extract(args: argparse.Namespace) -> None:
-    from vdlib.extract import extract_frames, extract_png_folders
+    from vdlib.data.extract import extract_frames, extract_png_folders
 
     cfg = _extract_config(args)
     if args.format == "png":
@@ -85,7 +88,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
 
 
 def _write_labels_outputs(args: argparse.Namespace, cfg: LabelsConfig) -> None:
-    from vdlib.labelling import label_frames
+    from vdlib.labels.labelling import label_frames
 
     cfg.validate("vdlib labels")
     labels = label_frames(args.frames, cfg, args.output, args.preview, args.summary)
@@ -108,8 +111,8 @@ def _cmd_labels_pose(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from vdlib.launch import launch, needs_launch
-    from vdlib.train import train_job_from_params, train_model
+    from vdlib.training.launch import launch, needs_launch
+    from vdlib.training.train import train_job_from_params, train_model
 
     name = "base" if args.kind == "base" else f"upsampler_{args.resolution}"
     job = train_job_from_params(
@@ -145,6 +148,17 @@ def _per_model(text: str | None, count: int, flag: str, kind: type) -> list | No
     return values
 
 
+def _flag(name: str) -> str:
+    """The command-line flag of a setting: ``window_frames`` → ``--window-frames``."""
+    return "--" + name.replace("_", "-")
+
+
+def _value_type(name: str) -> type:
+    """The type of a :class:`SamplingConfig` setting's values (``float`` for ``float | None``)."""
+    hint = typing.get_type_hints(SamplingConfig)[name]
+    return next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+
+
 REQUEST_FLAGS = {"labels": "--labels", "timelines": "--timeline", "pose_from": "--pose-from"}
 
 
@@ -162,7 +176,7 @@ def _requests(args: argparse.Namespace, cfg: RenderConfig) -> tuple[dict[str, An
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
-    from vdlib.render import render_videos
+    from vdlib.generation.render import render_videos
 
     from_params = args.params.is_file()
     cfg: RenderConfig = load_section("render", args.params) if from_params else RenderConfig()
@@ -171,15 +185,8 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     if len(models) > len(CASCADE):
         raise VdlibError(f"at most {len(CASCADE)} models (a base model and up to two upsamplers)")
     overrides = {
-        "sampler": _per_model(args.sampler, len(models), "--sampler", str),
-        "steps": _per_model(args.steps, len(models), "--steps", int),
-        "guidance": _per_model(args.guidance, len(models), "--guidance", float),
-        "guidance_share": _per_model(args.guidance_share, len(models), "--guidance-share", float),
-        "context": _per_model(args.context, len(models), "--context", int),
-        "windows": _per_model(args.windows, len(models), "--windows", str),
-        "shared_noise": _per_model(args.shared_noise, len(models), "--shared-noise", float),
-        "window_frames": _per_model(args.window_frames, len(models), "--window-frames", int),
-        "temperature": _per_model(args.temperature, len(models), "--temperature", float),
+        f.name: _per_model(getattr(args, f.name), len(models), _flag(f.name), _value_type(f.name))
+        for f in fields(SamplingConfig)
     }
     sampling = {}
     for i, name in enumerate(CASCADE[: len(models)]):
@@ -211,7 +218,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _cmd_params(args: argparse.Namespace) -> None:
-    from vdlib.common import atomic_output
+    from vdlib.core.common import atomic_output
     from vdlib.params_file import params_yaml
 
     if args.output is None:
@@ -253,7 +260,7 @@ def _add_demo_video(sub: Subparsers) -> None:
 
 
 def _add_digits_video(sub: Subparsers) -> None:
-    from vdlib.digits import DigitsConfig
+    from vdlib.data.digits import DigitsConfig
 
     p = sub.add_parser(
         "digits-video",
@@ -403,32 +410,11 @@ def _add_generate(sub: Subparsers) -> None:
         help="folder with the training frames/ and labels.parquet, where 'auto' requests come from "
         "(label combinations, held-out poses)",
     )  # fmt: skip
-    p.add_argument("--sampler", help="ddpm, ddim, dpmsolver++, euler or cold; one, or one per model")
-    p.add_argument("--steps", help="sampling steps; one number, or one per model (e.g. 20,4,4)")
-    p.add_argument("--guidance", help="classifier-free guidance scale; one, or one per model")
-    p.add_argument(
-        "--guidance-share",
-        help="share of the steps, the noisiest first, that use guidance; one, or one per model",
-    )
-    p.add_argument("--context", help="frames carried into each next window; one, or one per model")
-    p.add_argument(
-        "--windows", help="chain (window by window) or joint (all windows together); one, or one per model"
-    )
-    p.add_argument(
-        "--shared-noise",
-        help="share of the starting noise's variance common to a video's frames (0 = independent); "
-        "one, or one per model (default: render.<model>.shared_noise)",
-    )
-    p.add_argument(
-        "--window-frames",
-        help="frames each window makes (default: render.<model>.window_frames, else the model's "
-        "training clip length); one, or one per model",
-    )
-    p.add_argument(
-        "--temperature",
-        help="scale of the starting noise (1 = as trained, 0 = its mean: one step then gives the model's "
-        "estimate, the same for every seed); one, or one per model (default: render.<model>.temperature)",
-    )
+    for f in fields(SamplingConfig):  # one flag per sampling setting, named and explained as the param
+        doc = KEY_DOCS[SamplingConfig][f.name]
+        p.add_argument(
+            _flag(f.name), help=f"{doc}; one value, or one per model (default: render.<model>.{f.name})"
+        )
     p.add_argument("--batch", type=int, help="videos sampled together (default: render.batch)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: render.device)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="defaults (section render)")

@@ -14,11 +14,26 @@ from typing import Any, TypeVar
 
 import yaml
 
-from vdlib.common import VdlibError
+from vdlib.core.common import ConfigError, fail
+from vdlib.models.schedule import DiffusionConfig, SamplingConfig
 
 PRECISIONS = ("auto", "fp32", "bf16")  # autocast choices of training and rendering
 
 T = TypeVar("T")
+
+
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
+def is_device(value: str) -> bool:
+    """Whether a device param names one: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    return value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
+
+
+def clip_frames(window: int, skip: int) -> int:
+    """X, the frames of a clip taken from ``window`` consecutive frames keeping one, skipping ``skip``."""
+    return -(-window // (skip + 1))
+
 
 PARAMS_FILE = Path("params.yaml")
 # The folders dvc.yaml tracks for the files params name: the labels stage depends on its tables, the
@@ -26,14 +41,6 @@ PARAMS_FILE = Path("params.yaml")
 TABLES_DIR = Path("labels/tables")  # labels.tables: timestamp tables of the training videos
 TIMELINES_DIR = Path("labels/timelines")  # render.timelines: labels over time of generated videos
 POSES_DIR = Path("labels/poses")  # render.pose_from: videos or pose labels files driving poses
-
-
-class ConfigError(VdlibError):
-    """A parameter is missing, unknown or of the wrong type or range."""
-
-
-def _fail(where: str, key: str, expected: str, got: Any) -> typing.NoReturn:
-    raise ConfigError(f"{where}: {key}: expected {expected}, got {got!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -60,12 +67,12 @@ class FetchConfig:
 
     def validate(self, where: str) -> None:
         if not self.sources:
-            _fail(where, "fetch.source", "a source or a non-empty list of sources", self.source)
+            fail(where, "fetch.source", "a source or a non-empty list of sources", self.source)
         for i, item in enumerate(self.sources):
             if not item.strip():
-                _fail(where, self.source_key(i), "'demo', a URL, or a local video file or folder", item)
+                fail(where, self.source_key(i), "'demo', a URL, or a local video file or folder", item)
         if self.max_height < 16:
-            _fail(where, "fetch.max_height", "an integer >= 16 (pixels)", self.max_height)
+            fail(where, "fetch.max_height", "an integer >= 16 (pixels)", self.max_height)
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,12 @@ class DemoConfig:
 
     def validate(self, where: str) -> None:
         if self.seconds <= 0:
-            _fail(where, "demo.seconds", "a positive number of seconds", self.seconds)
+            fail(where, "demo.seconds", "a positive number of seconds", self.seconds)
         if self.fps < 1:
-            _fail(where, "demo.fps", "an integer >= 1", self.fps)
+            fail(where, "demo.fps", "an integer >= 1", self.fps)
         for key, value in (("width", self.width), ("height", self.height)):
             if value < 32 or value % 2:
-                _fail(where, f"demo.{key}", "an even integer >= 32", value)
+                fail(where, f"demo.{key}", "an even integer >= 32", value)
 
 
 ASPECTS = ("keep", "pad", "crop")
@@ -106,17 +113,17 @@ class ExtractConfig:
 
     def validate(self, where: str) -> None:
         if self.resolution < 8:
-            _fail(where, "extract.resolution", "an integer >= 8 (pixels)", self.resolution)
+            fail(where, "extract.resolution", "an integer >= 8 (pixels)", self.resolution)
         if self.aspect not in ASPECTS:
-            _fail(where, "extract.aspect", " | ".join(ASPECTS), self.aspect)
+            fail(where, "extract.aspect", " | ".join(ASPECTS), self.aspect)
         if self.aspect == "keep" and self.resolution % 8:
-            _fail(where, "extract.resolution", "a multiple of 8 with extract.aspect: keep", self.resolution)
+            fail(where, "extract.resolution", "a multiple of 8 with extract.aspect: keep", self.resolution)
         if self.fps <= 0:
-            _fail(where, "extract.fps", "a positive number of frames per second", self.fps)
+            fail(where, "extract.fps", "a positive number of frames per second", self.fps)
         if self.start is not None and self.start < 0:
-            _fail(where, "extract.start", "null or seconds >= 0", self.start)
+            fail(where, "extract.start", "null or seconds >= 0", self.start)
         if self.end is not None and self.end <= (self.start or 0.0):
-            _fail(where, "extract.end", "null or seconds after extract.start", self.end)
+            fail(where, "extract.end", "null or seconds after extract.start", self.end)
 
 
 POSE_RUNTIMES = ("auto", "onnx", "torch")
@@ -135,13 +142,13 @@ class PoseConfig:
 
     def validate(self, where: str) -> None:
         if self.runtime not in POSE_RUNTIMES:
-            _fail(where, "labels.pose.runtime", " | ".join(POSE_RUNTIMES), self.runtime)
+            fail(where, "labels.pose.runtime", " | ".join(POSE_RUNTIMES), self.runtime)
         if self.batch < 1:
-            _fail(where, "labels.pose.batch", "an integer >= 1", self.batch)
+            fail(where, "labels.pose.batch", "an integer >= 1", self.batch)
         if self.imgsz < 32 or self.imgsz % 32:
-            _fail(where, "labels.pose.imgsz", "a multiple of 32 (pixels)", self.imgsz)
+            fail(where, "labels.pose.imgsz", "a multiple of 32 (pixels)", self.imgsz)
         if not 0.0 <= self.conf <= 1.0:
-            _fail(where, "labels.pose.conf", "a confidence between 0 and 1", self.conf)
+            fail(where, "labels.pose.conf", "a confidence between 0 and 1", self.conf)
 
 
 LABEL_KINDS = ("none", "timestamps", "pose")
@@ -157,47 +164,10 @@ class LabelsConfig:
 
     def validate(self, where: str) -> None:
         if self.kind not in LABEL_KINDS:
-            _fail(where, "labels.kind", " | ".join(LABEL_KINDS), self.kind)
+            fail(where, "labels.kind", " | ".join(LABEL_KINDS), self.kind)
         if self.kind == "timestamps" and not self.tables:
-            _fail(
-                where, "labels.tables", "at least one CSV table when labels.kind is timestamps", self.tables
-            )
+            fail(where, "labels.tables", "at least one CSV table when labels.kind is timestamps", self.tables)
         self.pose.validate(where)
-
-
-SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # our names -> diffusers' names
-PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction", "x0": "sample"}
-SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "euler", "cold")
-WINDOW_MODES = ("chain", "joint")  # how a model covers clips longer than its window
-
-
-@dataclass(frozen=True)
-class DiffusionConfig:
-    """The noise schedule and what the network predicts."""
-
-    schedule: str = "cosine"  # linear | cosine
-    prediction: str = "v"  # epsilon | v | x0
-    timesteps: int = 1000
-    min_snr_gamma: float = 0.0  # training loss weight min(SNR, gamma) in x0 terms; 0 = unweighted
-    snr_floor: float = 0.0  # with min_snr_gamma: at least this weight (the noisiest levels); 0 = none
-    shared_noise: float = 0.0  # share of the noise's variance common to a clip's frames; 0 = independent
-    shift: float = 1.0  # the schedule's SNR divided by shift**2 at every level: > 1 noisier, 1 = as named
-
-    def validate(self, where: str, prefix: str = "diffusion") -> None:
-        if self.schedule not in SCHEDULES:
-            _fail(where, f"{prefix}.schedule", " | ".join(SCHEDULES), self.schedule)
-        if self.prediction not in PREDICTIONS:
-            _fail(where, f"{prefix}.prediction", " | ".join(PREDICTIONS), self.prediction)
-        if self.timesteps < 2:
-            _fail(where, f"{prefix}.timesteps", "an integer >= 2", self.timesteps)
-        if self.min_snr_gamma < 0:
-            _fail(where, f"{prefix}.min_snr_gamma", "a number >= 0 (0 = off)", self.min_snr_gamma)
-        if self.snr_floor < 0 or (self.min_snr_gamma and self.snr_floor > self.min_snr_gamma):
-            _fail(where, f"{prefix}.snr_floor", "a number from 0 (off) to min_snr_gamma", self.snr_floor)
-        if not 0 <= self.shared_noise < 1:
-            _fail(where, f"{prefix}.shared_noise", "a number in [0, 1) (0 = off)", self.shared_noise)
-        if not self.shift > 0:
-            _fail(where, f"{prefix}.shift", "a number > 0 (1 = the schedule as named)", self.shift)
 
 
 @dataclass(frozen=True)
@@ -220,9 +190,9 @@ class ModelParams:
 
     def validate(self, where: str, prefix: str) -> None:
         if not self.mults or min(self.mults) < 1:
-            _fail(where, f"{prefix}.mults", "a non-empty list of integers >= 1", self.mults)
+            fail(where, f"{prefix}.mults", "a non-empty list of integers >= 1", self.mults)
         if self.channels < 4 or self.heads < 1 or any((self.channels * m) % self.heads for m in self.mults):
-            _fail(
+            fail(
                 where,
                 f"{prefix}.channels",
                 f"channels x every mult divisible by heads ({self.heads})",
@@ -234,16 +204,16 @@ class ModelParams:
         ]:
             bad = [lv for lv in levels if not 0 <= lv < len(self.mults)]
             if bad:
-                _fail(where, f"{prefix}.{key}", f"{null}levels between 0 and {len(self.mults) - 1}", bad)
+                fail(where, f"{prefix}.{key}", f"{null}levels between 0 and {len(self.mults) - 1}", bad)
         if self.res_blocks < 1:
-            _fail(where, f"{prefix}.res_blocks", "an integer >= 1", self.res_blocks)
+            fail(where, f"{prefix}.res_blocks", "an integer >= 1", self.res_blocks)
         if not 0.0 <= self.dropout < 1.0:
-            _fail(where, f"{prefix}.dropout", "a probability in [0, 1)", self.dropout)
+            fail(where, f"{prefix}.dropout", "a probability in [0, 1)", self.dropout)
 
 
 # Train keys that cannot change a model's weights (logging, checkpoint, validation and sample cadence,
 # loader processes, which machine this is): dvc.yaml's train stages do not track them, so changing one
-# re-runs no training. tests/test_train.py trains with and without each change to the same bytes.
+# re-runs no training. tests/training/test_train.py trains with and without each change to the same bytes.
 WEIGHT_NEUTRAL_KEYS = ("workers", "ckpt_every", "val_every", "log_every", "sample_every", "node_rank",
                        "rdzv_endpoint")  # fmt: skip
 
@@ -263,7 +233,7 @@ class TrainConfig:
     sample_every: int = 0  # steps between sample GIFs; 0 = only at the end
     compile: bool = False  # torch.compile (CUDA only)
     precision: str = "auto"  # auto (bf16 where the hardware computes it natively) | fp32 | bf16
-    # Processes, through PyTorch elastic (torchrun) when more than one: see vdlib/launch.py.
+    # Processes, through PyTorch elastic (torchrun) when more than one: see vdlib/training/launch.py.
     nproc: int | str = "auto"  # training processes on this machine; auto = the visible GPUs (1 on CPU)
     nnodes: int = 1  # machines taking part
     node_rank: int = 0  # this machine's number, 0 to nnodes - 1
@@ -271,30 +241,30 @@ class TrainConfig:
 
     def validate(self, where: str) -> None:
         if not (self.nproc == "auto" or (isinstance(self.nproc, int) and self.nproc >= 1)):
-            _fail(where, "train.nproc", "auto or an integer >= 1", self.nproc)
+            fail(where, "train.nproc", "auto or an integer >= 1", self.nproc)
         if self.nnodes < 1:
-            _fail(where, "train.nnodes", "an integer >= 1", self.nnodes)
+            fail(where, "train.nnodes", "an integer >= 1", self.nnodes)
         if not 0 <= self.node_rank < self.nnodes:
-            _fail(where, "train.node_rank", f"0 to {self.nnodes - 1} (train.nnodes - 1)", self.node_rank)
+            fail(where, "train.node_rank", f"0 to {self.nnodes - 1} (train.nnodes - 1)", self.node_rank)
         host, _, port = self.rdzv_endpoint.rpartition(":")
         if self.rdzv_endpoint and not (host and port.isdigit()):
-            _fail(where, "train.rdzv_endpoint", "host:port, or empty for one machine", self.rdzv_endpoint)
+            fail(where, "train.rdzv_endpoint", "host:port, or empty for one machine", self.rdzv_endpoint)
         if self.nnodes > 1 and not self.rdzv_endpoint:
-            _fail(
+            fail(
                 where, "train.rdzv_endpoint", "host:port of node 0 when train.nnodes > 1", self.rdzv_endpoint
             )
         if self.precision not in PRECISIONS:
-            _fail(where, "train.precision", " | ".join(PRECISIONS), self.precision)
+            fail(where, "train.precision", " | ".join(PRECISIONS), self.precision)
         if not 0.0 < self.val_fraction < 0.5:
-            _fail(where, "train.val_fraction", "a fraction in (0, 0.5)", self.val_fraction)
+            fail(where, "train.val_fraction", "a fraction in (0, 0.5)", self.val_fraction)
         for key in ("ckpt_every", "val_every", "log_every"):
             if getattr(self, key) < 1:
-                _fail(where, f"train.{key}", "an integer >= 1", getattr(self, key))
+                fail(where, f"train.{key}", "an integer >= 1", getattr(self, key))
         for key in ("threads", "workers", "sample_every"):
             if getattr(self, key) < 0:
-                _fail(where, f"train.{key}", "an integer >= 0", getattr(self, key))
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            _fail(where, "train.device", "auto, cpu, cuda or cuda:N", self.device)
+                fail(where, f"train.{key}", "an integer >= 0", getattr(self, key))
+        if not is_device(self.device):
+            fail(where, "train.device", DEVICES, self.device)
 
 
 @dataclass(frozen=True)
@@ -320,27 +290,27 @@ class ModelTrainConfig:
     @property
     def frames(self) -> int:
         """X, the frames per clip."""
-        return -(-self.window // (self.skip + 1))
+        return clip_frames(self.window, self.skip)
 
     def validate(self, where: str, prefix: str) -> None:
         if self.window < 2:
-            _fail(where, f"{prefix}.window", "an integer >= 2 (consecutive frames per clip)", self.window)
+            fail(where, f"{prefix}.window", "an integer >= 2 (consecutive frames per clip)", self.window)
         if self.skip < 0:
-            _fail(where, f"{prefix}.skip", "an integer >= 0", self.skip)
+            fail(where, f"{prefix}.skip", "an integer >= 0", self.skip)
         if self.frames < 2:
-            _fail(where, f"{prefix}.skip", f"at most {self.window - 2} so a clip has 2+ frames", self.skip)
+            fail(where, f"{prefix}.skip", f"at most {self.window - 2} so a clip has 2+ frames", self.skip)
         for key in ("steps", "batch"):
             if getattr(self, key) < 1:
-                _fail(where, f"{prefix}.{key}", "an integer >= 1", getattr(self, key))
+                fail(where, f"{prefix}.{key}", "an integer >= 1", getattr(self, key))
         if self.lr <= 0:
-            _fail(where, f"{prefix}.lr", "a positive learning rate", self.lr)
+            fail(where, f"{prefix}.lr", "a positive learning rate", self.lr)
         if self.warmup < 0 or self.grad_clip < 0 or self.weight_decay < 0:
-            _fail(where, f"{prefix}.warmup", "warmup, grad_clip and weight_decay >= 0", self.warmup)
+            fail(where, f"{prefix}.warmup", "warmup, grad_clip and weight_decay >= 0", self.warmup)
         if not 0.0 <= self.ema_decay < 1.0:
-            _fail(where, f"{prefix}.ema_decay", "a decay in [0, 1)", self.ema_decay)
+            fail(where, f"{prefix}.ema_decay", "a decay in [0, 1)", self.ema_decay)
         for key in ("label_dropout", "context_prob", "image_prob"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                _fail(where, f"{prefix}.{key}", "a probability in [0, 1]", getattr(self, key))
+                fail(where, f"{prefix}.{key}", "a probability in [0, 1]", getattr(self, key))
         self.model.validate(where, f"{prefix}.model")
         self.diffusion.validate(where, f"{prefix}.diffusion")
 
@@ -364,11 +334,11 @@ class BaseConfig(ModelTrainConfig):
     def validate(self, where: str, prefix: str = "base") -> None:
         super().validate(where, prefix)
         if not 0.0 <= self.zoom <= 1.0:
-            _fail(where, f"{prefix}.zoom", "a share in [0, 1] (0 = no zoom)", self.zoom)
+            fail(where, f"{prefix}.zoom", "a share in [0, 1] (0 = no zoom)", self.zoom)
         step = self.model.size_multiple
         if self.resolution < 8 or self.resolution % step:
             expected = f"a multiple of {step} (2 ^ levels-1), >= 8"
-            _fail(where, f"{prefix}.resolution", expected, self.resolution)
+            fail(where, f"{prefix}.resolution", expected, self.resolution)
 
 
 @dataclass(frozen=True)
@@ -387,7 +357,7 @@ class UpsamplerConfig(ModelTrainConfig):
     mapping_channels: int = 16
     residual_std: float = 0.5  # diffuse (frames - upscaled input), scaled to this std; 0 = the frames
     # Output sizes from this one up bring their low-res input up with a linear filter fitted to the
-    # training frames (vdlib.clips.Upscale); smaller ones, and all when None, bilinearly.
+    # training frames (vdlib.training.clips.Upscale); smaller ones, and all when None, bilinearly.
     fitted_upscale_from: int | None = 128
     # Training steps of those upsamplers: the filter already does most of their work. None = steps.
     fitted_steps: int | None = 250
@@ -406,62 +376,20 @@ class UpsamplerConfig(ModelTrainConfig):
         super().validate(where, prefix)
         step = self.model.size_multiple
         if self.crop < 0 or self.crop % step:
-            _fail(where, f"{prefix}.crop", f"0 or a multiple of {step}", self.crop)
+            fail(where, f"{prefix}.crop", f"0 or a multiple of {step}", self.crop)
         for key in ("noise_aug", "sample_aug"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                _fail(where, f"{prefix}.{key}", "a level in [0, 1]", getattr(self, key))
+                fail(where, f"{prefix}.{key}", "a level in [0, 1]", getattr(self, key))
         if self.mapping_channels < 1:
-            _fail(where, f"{prefix}.mapping_channels", "an integer >= 1", self.mapping_channels)
+            fail(where, f"{prefix}.mapping_channels", "an integer >= 1", self.mapping_channels)
         if self.residual_std < 0:
-            _fail(where, f"{prefix}.residual_std", "0 (off) or a standard deviation > 0", self.residual_std)
+            fail(where, f"{prefix}.residual_std", "0 (off) or a standard deviation > 0", self.residual_std)
         if self.fitted_upscale_from is not None and self.fitted_upscale_from < 1:
             expected = "null (bilinear for every size) or an output size in pixels"
-            _fail(where, f"{prefix}.fitted_upscale_from", expected, self.fitted_upscale_from)
+            fail(where, f"{prefix}.fitted_upscale_from", expected, self.fitted_upscale_from)
         if self.fitted_steps is not None and self.fitted_steps < 1:
             expected = "null (the same as steps) or an integer >= 1"
-            _fail(where, f"{prefix}.fitted_steps", expected, self.fitted_steps)
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How one model of the cascade samples."""
-
-    sampler: str = "dpmsolver++"  # ddpm | ddim | dpmsolver++ | euler | cold
-    steps: int = 20
-    guidance: float = 1.0  # classifier-free guidance scale; 1 = labelled prediction alone (one pass)
-    guidance_share: float = 1.0  # share of the steps, the noisiest first, that use guidance
-    context: int = 2  # frames where windows overlap (chain: the previous window's last, given to the next)
-    windows: str = "chain"  # chain: window by window | joint: all windows denoised together
-    shared_noise: float | None = None  # starting noise's share common to a video's frames; None = as trained
-    window_frames: int | None = None  # frames each window makes; None = the model's training clip length
-    temperature: float = 1.0  # scale of the starting noise; 0 = start from its mean (deterministic)
-
-    def validate(self, where: str, prefix: str) -> None:
-        if self.sampler not in SAMPLERS:
-            _fail(where, f"{prefix}.sampler", " | ".join(SAMPLERS), self.sampler)
-        if self.steps < 1:
-            _fail(where, f"{prefix}.steps", "an integer >= 1", self.steps)
-        if self.guidance < 0:
-            _fail(where, f"{prefix}.guidance", "a scale >= 0 (1 = no guidance)", self.guidance)
-        if not 0 <= self.guidance_share <= 1:
-            _fail(where, f"{prefix}.guidance_share", "a share in [0, 1] of the steps", self.guidance_share)
-        if self.context < 0:
-            _fail(where, f"{prefix}.context", "an integer >= 0", self.context)
-        if self.windows not in WINDOW_MODES:
-            _fail(where, f"{prefix}.windows", " | ".join(WINDOW_MODES), self.windows)
-        if self.shared_noise is not None and not 0 <= self.shared_noise < 1:
-            expected = "null (as the model trained) or a share in [0, 1)"
-            _fail(where, f"{prefix}.shared_noise", expected, self.shared_noise)
-        if self.window_frames is not None and self.window_frames < 2:
-            expected = "null (the model's training clip length) or an integer >= 2"
-            _fail(where, f"{prefix}.window_frames", expected, self.window_frames)
-        if self.temperature < 0:
-            expected = "a scale >= 0 of the starting noise (1 = as trained, 0 = none)"
-            _fail(where, f"{prefix}.temperature", expected, self.temperature)
-
-    def frames_per_window(self, trained: int) -> int:
-        """Frames each window makes, for a model trained on clips of ``trained`` frames."""
-        return self.window_frames or trained
+            fail(where, f"{prefix}.fitted_steps", expected, self.fitted_steps)
 
 
 CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order
@@ -515,26 +443,26 @@ class RenderConfig:
 
     def validate(self, where: str) -> None:
         if not 1 <= self.cascade <= len(CASCADE):
-            _fail(where, "render.cascade", f"1 to {len(CASCADE)} ({' → '.join(CASCADE)})", self.cascade)
+            fail(where, "render.cascade", f"1 to {len(CASCADE)} ({' → '.join(CASCADE)})", self.cascade)
         if not self.seeds:
-            _fail(where, "render.seeds", "a non-empty list of integers", self.seeds)
+            fail(where, "render.seeds", "a non-empty list of integers", self.seeds)
         for key in ("labels", "timelines", "pose_from"):
             value = getattr(self, key)
             if isinstance(value, str) and value != AUTO:
-                _fail(where, f"render.{key}", "auto or a list (one video per entry)", value)
+                fail(where, f"render.{key}", "auto or a list (one video per entry)", value)
         if self.count < 1:
-            _fail(where, "render.count", "an integer >= 1 (videos per seed for 'auto' requests)", self.count)
+            fail(where, "render.count", "an integer >= 1 (videos per seed for 'auto' requests)", self.count)
         if self.frames < 1:
-            _fail(where, "render.frames", "an integer >= 1", self.frames)
+            fail(where, "render.frames", "an integer >= 1", self.frames)
         if not (self.batch == AUTO or (isinstance(self.batch, int) and self.batch >= 1)):
-            _fail(where, "render.batch", "auto or an integer >= 1 (videos sampled together)", self.batch)
+            fail(where, "render.batch", "auto or an integer >= 1 (videos sampled together)", self.batch)
         if self.fps < 0:
-            _fail(where, "render.fps", "frames per second > 0, or 0 for the model's rate", self.fps)
+            fail(where, "render.fps", "frames per second > 0, or 0 for the model's rate", self.fps)
         bad = [f for f in self.formats if f not in VIDEO_FORMATS]
         if bad or not self.formats:
-            _fail(where, "render.formats", f"a list of {' and '.join(VIDEO_FORMATS)}", self.formats)
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            _fail(where, "render.device", "auto, cpu, cuda or cuda:N", self.device)
+            fail(where, "render.formats", f"a list of {' and '.join(VIDEO_FORMATS)}", self.formats)
+        if not is_device(self.device):
+            fail(where, "render.device", DEVICES, self.device)
         for name in CASCADE:
             getattr(self, name).validate(where, f"render.{name}")
 
@@ -550,10 +478,10 @@ class EvaluateConfig:
 
     def validate(self, where: str) -> None:
         if self.classifier_size < 8:
-            _fail(where, "evaluate.classifier_size", "an integer >= 8 (pixels)", self.classifier_size)
+            fail(where, "evaluate.classifier_size", "an integer >= 8 (pixels)", self.classifier_size)
         for key in ("classifier_steps", "fidelity_clips"):
             if getattr(self, key) < 1:
-                _fail(where, f"evaluate.{key}", "an integer >= 1", getattr(self, key))
+                fail(where, f"evaluate.{key}", "an integer >= 1", getattr(self, key))
 
 
 SECTIONS: dict[str, type] = {
@@ -598,29 +526,29 @@ def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
                 return _coerce(value, arg, where, key)
             except ConfigError:
                 continue
-        _fail(where, key, _type_name(tp), value)
+        fail(where, key, _type_name(tp), value)
     if origin is list:
         if not isinstance(value, list):
-            _fail(where, key, _type_name(tp), value)
+            fail(where, key, _type_name(tp), value)
         (item,) = typing.get_args(tp)
         return [_coerce(v, item, where, f"{key}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where, key)
     if tp is bool:
         if not isinstance(value, bool):
-            _fail(where, key, "true or false", value)
+            fail(where, key, "true or false", value)
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            _fail(where, key, "an integer", value)
+            fail(where, key, "an integer", value)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            _fail(where, key, "a number", value)
+            fail(where, key, "a number", value)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            _fail(where, key, "a string", value)
+            fail(where, key, "a string", value)
         return value
     raise TypeError(f"unsupported config type {tp!r} for {key}")
 
@@ -633,7 +561,7 @@ def _build(cls: type[T], data: Any, where: str, prefix: str) -> T:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        _fail(where, prefix, "a mapping of keys", data)
+        fail(where, prefix, "a mapping of keys", data)
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - fields)

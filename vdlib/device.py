@@ -7,11 +7,9 @@ from collections.abc import Iterator
 
 import torch
 
-from vdlib.common import VdlibError
-from vdlib.config import PRECISIONS
-from vdlib.cores import share_cores
-
-DEVICES = "auto, cpu, cuda or cuda:N"
+from vdlib.config import DEVICES, PRECISIONS, is_device
+from vdlib.core.common import VdlibError
+from vdlib.core.cores import share_cores
 
 
 def device_name(want: str, key: str, cuda_devices: int, local_rank: int | None = None) -> str:
@@ -20,7 +18,7 @@ def device_name(want: str, key: str, cuda_devices: int, local_rank: int | None =
     ``cuda:LOCAL_RANK``. A clear error naming ``key`` when the GPU asked for is not there."""
     if want == "auto":
         want = "cuda" if cuda_devices else "cpu"
-    if want != "cpu" and not (want == "cuda" or (want.startswith("cuda:") and want[5:].isdigit())):
+    if not is_device(want):
         raise VdlibError(f"{key}: expected {DEVICES}, got {want!r}")
     if want == "cpu":
         return want
@@ -36,7 +34,7 @@ def device_name(want: str, key: str, cuda_devices: int, local_rank: int | None =
 def resolve_device(want: str, key: str, local_rank: int | None = None, threads: int = 0) -> torch.device:
     """The torch device ``want`` names (see ``device_name``), set up: on CUDA, this process's current
     device with TF32 matmuls; on CPU, ``threads`` threads (0: this process's share of the cores,
-    ``vdlib.cores.share_cores``)."""
+    ``vdlib.core.cores.share_cores``)."""
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     device = torch.device(device_name(want, key, count, local_rank))
     if device.type == "cuda":

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vdlib.common import VdlibError
-from vdlib.config import ModelTrainConfig, UpsamplerConfig, section_from_dict
-from vdlib.frames import ClipWindows, shape_at
+from vdlib.config import ModelTrainConfig, clip_frames, section_from_dict
+from vdlib.core.common import VdlibError
+from vdlib.data.frames import ClipWindows, shape_at
 from vdlib.params_file import default_params, params_yaml
 
 STAMP = "# vdlib init: sha256="
@@ -60,9 +60,9 @@ class Probed:
 
 def probe_sources(sources: list[str]) -> list[Probed]:
     """Duration and frame rate of every local video (folders: each video inside); URLs stay unknown."""
-    from vdlib.extract import list_videos
-    from vdlib.fetch import source_kind
-    from vdlib.video import probe
+    from vdlib.data.extract import list_videos
+    from vdlib.data.fetch import source_kind
+    from vdlib.data.video import probe
 
     out = []
     for source in sources:
@@ -103,7 +103,7 @@ def choose_window(videos: list[Probed], fps: float, val_fraction: float) -> tupl
             window = fits
             why = f"{window} frames = {window / fps:g} s (the longest video: {longest} frames at {fps:g} fps)"
     skip = max(0, round(window / CLIP_FRAMES) - 1)
-    if -(-window // (skip + 1)) < 2:
+    if clip_frames(window, skip) < 2:
         skip = 0
     return window, skip, why
 
@@ -111,7 +111,7 @@ def choose_window(videos: list[Probed], fps: float, val_fraction: float) -> tupl
 def choose_shape(videos: list[Probed], resolution: int) -> tuple[tuple[int, int], str]:
     """The stored frames' (height, width) that ``extract.aspect: keep`` will make from the probed
     videos (square when no aspect is known, as for URLs), and why."""
-    from vdlib.extract import keep_shape
+    from vdlib.data.extract import keep_shape
 
     known = [v for v in videos if v.aspect]
     if not known:
@@ -136,49 +136,36 @@ def choose_augmentation(base: dict[str, Any], windows: int | None, kind: str) ->
     return f"{turned_on}: {seen}, more than {AUGMENT_VIEWS}{kept}"
 
 
-def _synthetic_batch(
-    cfg: ModelTrainConfig, shape: tuple[int, int], frames: int, cond_dim: int, lowres: bool
-) -> dict:
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    clip = torch.rand(cfg.batch, 3, frames, *shape, generator=gen) * 2 - 1
-    batch = {"clip": clip, "cond": torch.zeros(cfg.batch, frames, cond_dim)}
-    if lowres:
-        batch["lowres"] = clip.clone()
-    return batch
-
-
 def seconds_per_step(
-    cfg: ModelTrainConfig, shape: tuple[int, int], cond_dim: int, kind: str, steps: int = 4
+    cfg: ModelTrainConfig, shape: tuple[int, int], cond_dim: int, label_kind: str, steps: int = 4
 ) -> float:
-    """Measured seconds of one training step of ``cfg``'s model on frames of ``shape`` (height, width)
-    on this machine (after a warm-up)."""
+    """Measured seconds of one training step of ``cfg``'s model making frames of ``shape`` (height,
+    width) on this machine: the step training runs (loss, gradient clipping, AdamW, EMA), on random
+    clips, after a warm-up."""
     import torch
 
     from vdlib.device import resolve_device, resolve_precision
-    from vdlib.diffusion import Diffusion
-    from vdlib.train import training_loss, unet_config
-    from vdlib.unet import UNet3D
+    from vdlib.models.lowres import Residual
+    from vdlib.models.upscale import Upscale
+    from vdlib.training.kinds import kind_of
+    from vdlib.training.train import Trainee
 
     device = resolve_device("auto", "train.device")
     precision = resolve_precision("auto", device, "train.precision")
     torch.manual_seed(0)
-    is_up = isinstance(cfg, UpsamplerConfig)
-    model = UNet3D(unet_config(cfg, cond_dim, kind)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    diffusion = Diffusion(cfg.diffusion)
-    if is_up and cfg.crop:
-        shape = (min(cfg.crop, shape[0]), min(cfg.crop, shape[1]))
-    batch = _synthetic_batch(cfg, shape, cfg.frames, cond_dim, is_up)
+    kind = kind_of(cfg, min(shape))
+    spec = kind.batch_spec(shape, label_kind, Upscale())
+    trainee = Trainee.new(cfg, kind.unet_config(cond_dim, label_kind), Residual(), device, precision)
+    if spec.crop:
+        shape = (min(spec.crop, shape[0]), min(spec.crop, shape[1]))
+    clip = torch.rand(cfg.batch, 3, cfg.frames, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    batch = {"clip": clip, "cond": torch.zeros(cfg.batch, cfg.frames, cond_dim)}
+    if spec.lowres:
+        batch["lowres"] = clip.clone()
     times = []
     for i in range(steps + 1):
         tick = time.perf_counter()
-        gen = torch.Generator().manual_seed(i)
-        loss = training_loss(model, diffusion, batch, cfg, gen, device, None, precision)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        trainee.step(batch, 0, i, 0)
         if i:  # the first step warms up kernels and allocators
             times.append(time.perf_counter() - tick)
     return float(sorted(times)[len(times) // 2])
@@ -212,11 +199,11 @@ def label_settings(labels: list[str]) -> tuple[dict[str, Any], int, str]:
     if not labels or labels == ["none"]:
         return {"kind": "none", "tables": []}, 0, "no labels: unconditioned videos"
     if labels == ["pose"]:
-        from vdlib.pose import KEYPOINT_NAMES
+        from vdlib.labels.pose import KEYPOINT_NAMES
 
         why = "pose labels (yolo11n-pose); videos driven by held-out poses"
         return {"kind": "pose", "tables": []}, len(KEYPOINT_NAMES), why
-    from vdlib.tables import label_names, read_table
+    from vdlib.labels.tables import label_names, read_table
 
     for table in labels:
         if table in ("none", "pose"):
@@ -244,6 +231,32 @@ def is_untouched(path: Path) -> bool:
         ["git", "show", f"HEAD:./{path.name}"], cwd=path.parent, capture_output=True, text=True, check=False
     )
     return shown.returncode == 0 and shown.stdout == text
+
+
+def plan_steps(
+    params: dict[str, Any], base: ModelTrainConfig, stored: tuple[int, int], cond_dim: int, label_kind: str,
+    minutes: float,
+) -> str:  # fmt: skip
+    """Set the training steps in ``params`` that fill ``minutes`` on this machine, from measured
+    training steps of the base model and the first upsampler on frames ``stored`` (height, width);
+    returns the reason."""
+    base_s = seconds_per_step(base, shape_at(stored, base.resolution), cond_dim, label_kind)
+    up = section_from_dict("upsampler", params["upsampler"])
+    up_s = seconds_per_step(up, shape_at(stored, 2 * base.resolution), cond_dim, label_kind)
+    base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
+    up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
+    fitted_steps = max(20, int(up_steps * FITTED_SHARE))
+    params["base"]["steps"], params["upsampler"]["steps"] = base_steps, up_steps
+    params["upsampler"]["fitted_steps"] = fitted_steps
+    for name, steps in (("base", base_steps), ("upsampler", min(up_steps, fitted_steps))):
+        params[name]["warmup"] = min(params[name]["warmup"], steps // 4)
+    params["train"]["ckpt_every"] = max(10, min(100, base_steps // 10))
+    params["train"]["val_every"] = max(10, min(1000, base_steps // 5))
+    return (
+        f"base.steps = {base_steps} ({base_s:.3f} s/step measured here), upsampler.steps = "
+        f"{up_steps} per size ({up_s:.3f} s/step), upsampler.fitted_steps = {fitted_steps} (the "
+        f"upsamplers with a fitted upscale): about {minutes:g} min of training"
+    )
 
 
 def plan_params(
@@ -285,23 +298,7 @@ def plan_params(
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     if probe_speed:
-        base_s = seconds_per_step(base, shape_at(stored, base.resolution), cond_dim, section["kind"])
-        up = section_from_dict("upsampler", params["upsampler"])
-        up_s = seconds_per_step(up, shape_at(stored, 2 * base.resolution), cond_dim, section["kind"])
-        base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
-        up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
-        fitted_steps = max(20, int(up_steps * FITTED_SHARE))
-        params["base"]["steps"], params["upsampler"]["steps"] = base_steps, up_steps
-        params["upsampler"]["fitted_steps"] = fitted_steps
-        for name, steps in (("base", base_steps), ("upsampler", min(up_steps, fitted_steps))):
-            params[name]["warmup"] = min(params[name]["warmup"], steps // 4)
-        params["train"]["ckpt_every"] = max(10, min(100, base_steps // 10))
-        params["train"]["val_every"] = max(10, min(1000, base_steps // 5))
-        reasons.append(
-            f"base.steps = {base_steps} ({base_s:.3f} s/step measured here), upsampler.steps = "
-            f"{up_steps} per size ({up_s:.3f} s/step), upsampler.fitted_steps = {fitted_steps} (the "
-            f"upsamplers with a fitted upscale): about {minutes:g} min of training"
-        )
+        reasons.append(plan_steps(params, base, stored, cond_dim, section["kind"], minutes))
     windows = None
     if all(v.seconds for v in videos):
         lengths = tuple(math.floor(v.seconds * fps) for v in videos)
@@ -320,7 +317,7 @@ def write_params(params: dict[str, Any], reasons: list[str], path: Path, force: 
     header = ["Written by `vdlib init`; every choice can be changed (see the README). It chose:"]
     body = params_yaml(params, header + [f"  {r}" for r in reasons])
     from vdlib.check import check_params
-    from vdlib.common import atomic_output
+    from vdlib.core.common import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(_stamped(body))
