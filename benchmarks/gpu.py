@@ -179,7 +179,7 @@ def tiny_project(folder: Path) -> Path:
 
     for name in ("stages", "vdlib", "labels"):
         shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, folder / name)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["demo"].update({"seconds": 20, "width": 96, "height": 72})

@@ -259,8 +259,9 @@ def git(project: Path, *args: str) -> None:
 
 
 def copy_project(dest: Path) -> None:
-    """The files the pipeline needs, copied into ``dest``."""
-    for name in ("dvc.yaml", "params.yaml"):
+    """The files the pipeline needs, copied into the folder ``dest`` (made if missing)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, dest / name)
     for folder in ("stages", "vdlib", "labels"):
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))

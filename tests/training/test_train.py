@@ -489,7 +489,7 @@ def test_weight_neutral_keys_leave_the_weights_alone(tiny_data, tmp_path):
         assert proc.wait(timeout=300) == 0, proc.stdout.read()
     model = Path("models/base/model.safetensors")
     assert (plain / model).read_bytes() == (busy / model).read_bytes()
-    assert list((busy / "reports/train_base/samples").glob("step_10*"))
+    assert list((busy / "reports/train_base/samples").glob("step_000010.gif"))
 
 
 def test_a_gpu_out_of_memory_stops_with_one_line_and_keeps_the_checkpoint(tiny_data, tmp_path, monkeypatch):
