@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vdlib.config import DemoConfig
 from vdlib.core.common import VdlibError
 from vdlib.data.demo import write_ranges
 from vdlib.data.video import write_video
@@ -27,14 +28,10 @@ INK = np.array([240, 232, 210], dtype=np.float32)  # warm white strokes
 
 
 @dataclass(frozen=True)
-class DigitsConfig:
-    """The digits clip: length, rate, frame size and seed."""
+class DigitsConfig(DemoConfig):
+    """The digits clip: length, rate, frame size and seed (the demo's, four minutes long)."""
 
     seconds: float = 240.0
-    fps: int = 10
-    width: int = 192
-    height: int = 144
-    seed: int = 0
 
     def validate(self, where: str) -> None:
         """Raise ``VdlibError`` naming the first value that cannot make a clip."""

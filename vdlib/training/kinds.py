@@ -71,16 +71,7 @@ class BaseKind:
         return UNetConfig(**asdict(self.cfg.model), cond_dim=cond_dim, keypoint_maps=maps)
 
     def batch_spec(self, shape: Shape, label_kind: str, upscale: Upscale) -> BatchSpec:
-        cfg = self.cfg
-        return BatchSpec(
-            shape=shape,
-            batch=cfg.batch,
-            flip=cfg.flip,
-            image_prob=cfg.image_prob,
-            upscale=upscale,
-            zoom=cfg.zoom,
-            keypoints=label_kind == "pose",
-        )
+        return _batch_spec(self.cfg, shape, label_kind, upscale, zoom=self.cfg.zoom)
 
     def upscale(self, store: FrameStore, windows: ClipWindows, shape: Shape) -> Upscale:
         return Upscale()
@@ -121,17 +112,7 @@ class UpsamplerKind:
         )
 
     def batch_spec(self, shape: Shape, label_kind: str, upscale: Upscale) -> BatchSpec:
-        cfg = self.cfg
-        return BatchSpec(
-            shape=shape,
-            batch=cfg.batch,
-            flip=cfg.flip,
-            lowres=True,
-            crop=cfg.crop,
-            image_prob=cfg.image_prob,
-            upscale=upscale,
-            keypoints=label_kind == "pose",
-        )
+        return _batch_spec(self.cfg, shape, label_kind, upscale, lowres=True, crop=self.cfg.crop)
 
     def upscale(self, store: FrameStore, windows: ClipWindows, shape: Shape) -> Upscale:
         if not self.cfg.fitted(self.size):
@@ -158,6 +139,14 @@ class UpsamplerKind:
             "residual_scale": residual.scale,
             "upscale": upscale.weights,
         }
+
+
+def _batch_spec(
+    cfg: ModelTrainConfig, shape: Shape, label_kind: str, upscale: Upscale, **kind: Any
+) -> BatchSpec:
+    """What every model's batches hold, and what its ``kind`` adds (low-res input, crops, zoom)."""
+    return BatchSpec(shape=shape, batch=cfg.batch, flip=cfg.flip, image_prob=cfg.image_prob, upscale=upscale,
+                     keypoints=label_kind == "pose", **kind)  # fmt: skip
 
 
 def kind_of(cfg: ModelTrainConfig, size: int) -> ModelKind:
