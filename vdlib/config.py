@@ -395,7 +395,7 @@ class UpsamplerConfig(ModelTrainConfig):
 CASCADE = ("base", "upsampler_64", "upsampler_128")  # the models of dvc.yaml, in order
 BASE_SAMPLING = SamplingConfig(  # render.base's default
     steps=30, guidance=2.0, guidance_share=0.33, context=4, windows="joint",
-    shared_noise=0.2, window_frames=16,
+    shared_noise=0.3, window_frames=16,
 )  # fmt: skip
 UPSAMPLER_SAMPLING = SamplingConfig(  # both upsamplers' default: one step from the noise's mean
     steps=1, context=0, window_frames=16, temperature=0.0
