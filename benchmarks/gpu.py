@@ -64,23 +64,11 @@ def peak_tflops(name: str, given: float | None) -> float | None:
 def training_step(section: str, overrides: dict, resolution: int, device: Any, precision: Any, batch: int):
     """vdlib's training step (loss, gradient clipping, AdamW, EMA) for ``section``'s model with
     ``overrides`` on random clips at ``resolution`` px; returns (step function, network, parameters)."""
-    import torch
-
     from vdlib.config import section_from_dict
-    from vdlib.models.lowres import Residual
-    from vdlib.models.upscale import Upscale
-    from vdlib.training.kinds import kind_of
-    from vdlib.training.train import Trainee
+    from vdlib.training.train import random_training
 
     cfg = section_from_dict(section, {**overrides, "batch": batch})
-    kind = kind_of(cfg, resolution)
-    spec = kind.batch_spec((resolution, resolution), "timestamps", Upscale())
-    trainee = Trainee.new(cfg, kind.unet_config(LABELS, "timestamps"), Residual(), device, precision)
-    size = min(spec.crop, resolution) if spec.crop else resolution
-    clip = torch.rand(batch, 3, cfg.frames, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    data = {"clip": clip, "cond": torch.zeros(batch, cfg.frames, LABELS)}
-    if spec.lowres:
-        data["lowres"] = clip.clone()
+    trainee, data = random_training(cfg, (resolution, resolution), LABELS, "timestamps", device, precision)
     steps = iter(range(10**9))
 
     def step() -> None:

@@ -142,26 +142,12 @@ def seconds_per_step(
     """Measured seconds of one training step of ``cfg``'s model making frames of ``shape`` (height,
     width) on this machine: the step training runs (loss, gradient clipping, AdamW, EMA), on random
     clips, after a warm-up."""
-    import torch
-
     from vdlib.device import resolve_device, resolve_precision
-    from vdlib.models.lowres import Residual
-    from vdlib.models.upscale import Upscale
-    from vdlib.training.kinds import kind_of
-    from vdlib.training.train import Trainee
+    from vdlib.training.train import random_training
 
     device = resolve_device("auto", "train.device")
     precision = resolve_precision("auto", device, "train.precision")
-    torch.manual_seed(0)
-    kind = kind_of(cfg, min(shape))
-    spec = kind.batch_spec(shape, label_kind, Upscale())
-    trainee = Trainee.new(cfg, kind.unet_config(cond_dim, label_kind), Residual(), device, precision)
-    if spec.crop:
-        shape = (min(spec.crop, shape[0]), min(spec.crop, shape[1]))
-    clip = torch.rand(cfg.batch, 3, cfg.frames, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    batch = {"clip": clip, "cond": torch.zeros(cfg.batch, cfg.frames, cond_dim)}
-    if spec.lowres:
-        batch["lowres"] = clip.clone()
+    trainee, batch = random_training(cfg, shape, cond_dim, label_kind, device, precision)
     times = []
     for i in range(steps + 1):
         tick = time.perf_counter()

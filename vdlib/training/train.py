@@ -44,7 +44,7 @@ from vdlib.models.diffusion import Diffusion
 from vdlib.models.lowres import Residual, lowres_inputs
 from vdlib.models.schedule import SamplingConfig
 from vdlib.models.unet import UNet3D, UNetConfig
-from vdlib.models.upscale import half, resize_clip, to_model_range, to_uint8
+from vdlib.models.upscale import Upscale, half, resize_clip, to_model_range, to_uint8
 from vdlib.training.clips import BatchSpec, ClipBatches, ModelFrames, make_batch
 from vdlib.training.kinds import ModelKind, kind_of
 
@@ -449,6 +449,26 @@ class Trainee:
         self.opt.step()
         self.ema.update(self.model, step)
         return loss.item()
+
+
+def random_training(
+    cfg: ModelTrainConfig, shape: tuple[int, int], cond_dim: int, label_kind: str, device: torch.device,
+    precision: torch.dtype | None,
+) -> tuple[Trainee, dict[str, torch.Tensor]]:  # fmt: skip
+    """A fresh network of ``cfg``'s kind making frames of ``shape``, and one batch of random clips as
+    its training batches are shaped (crops, low-res input): what ``vdlib init``'s speed probe and
+    the GPU benchmark time ``Trainee.step`` on."""
+    torch.manual_seed(0)
+    kind = kind_of(cfg, min(shape))
+    spec = kind.batch_spec(shape, label_kind, Upscale())
+    trainee = Trainee.new(cfg, kind.unet_config(cond_dim, label_kind), Residual(), device, precision)
+    if spec.crop:
+        shape = (min(spec.crop, shape[0]), min(spec.crop, shape[1]))
+    clip = torch.rand(cfg.batch, 3, cfg.frames, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    batch = {"clip": clip, "cond": torch.zeros(cfg.batch, cfg.frames, cond_dim)}
+    if spec.lowres:
+        batch["lowres"] = clip.clone()
+    return trainee, batch
 
 
 @dataclass
