@@ -3,7 +3,16 @@
 import pytest
 
 from tests.conftest import make_testsrc
-from vdlib.init import AUGMENT_VIEWS, AUGMENT_ZOOM, Probed, choose_augmentation, choose_shape, plan_params
+from vdlib.config import BASE_SAMPLING
+from vdlib.init import (
+    AUGMENT_VIEWS,
+    AUGMENT_ZOOM,
+    GUIDANCE,
+    Probed,
+    choose_augmentation,
+    choose_shape,
+    plan_params,
+)
 
 
 def test_the_frame_shape_follows_the_probed_videos():
@@ -33,3 +42,19 @@ def test_init_keeps_a_wide_clips_shape_unless_asked_for_squares(tmp_path):
     squares, reasons = plan_params([str(clip)], ["none"], 1.0, probe_speed=False, aspect="pad")
     assert squares["extract"]["aspect"] == "pad"
     assert "extract.aspect = pad: 128x128 squares, as asked" in reasons
+
+
+@pytest.mark.parametrize("labels", [["none"], ["pose"], ["labels/tables/demo.csv"]])
+def test_labelled_videos_are_guided_on_every_step(tmp_path, labels):
+    clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 2)
+    params, reasons = plan_params([str(clip)], labels, 1.0, probe_speed=False)
+    sampling = params["render"]["base"]
+    kind = params["labels"]["kind"]
+    if kind == "none":
+        assert (sampling["guidance"], sampling["guidance_share"]) == (
+            BASE_SAMPLING.guidance,
+            BASE_SAMPLING.guidance_share,
+        )
+    else:
+        assert (sampling["guidance"], sampling["guidance_share"]) == (GUIDANCE[kind], 1.0)
+        assert any(r.startswith(f"render.base.guidance = {GUIDANCE[kind]:g} on every step") for r in reasons)

@@ -8,6 +8,9 @@ then picks:
 - ``base.window``/``base.skip``: windows of about 2 s of motion taken as about 8 frames, shortened
   when the shortest usable video cannot hold a training window and a held-out window;
 - the labels (none, pose, or the given timestamp tables) and ``render`` requests left at ``auto``;
+- for labelled videos, classifier-free guidance on every sampling step of the base model (at
+  :data:`GUIDANCE` for the label kind), so labels that are a small part of the picture (a digit, a
+  pose) steer at the trained steps a budget allows;
 - when the planned steps would show the base model each training window more than
   :data:`AUGMENT_VIEWS` times (little footage, long training), augmentations that keep labels true:
   ``base.zoom`` (random zoom-in) and, unless the labels come from tables (which may name text or a
@@ -46,6 +49,9 @@ FITTED_SHARE = 0.25  # ...and the upsamplers with a fitted upscale train this sh
 # up to AUGMENT_ZOOM (reports/real_footage.md: at 14 views, zoom and flips cost loss and realism).
 AUGMENT_VIEWS = 50
 AUGMENT_ZOOM = 0.15
+# render.base.guidance for each label kind, used on every step (reports/ablations.md, "Why the digits
+# come late" and "Pose with keypoint maps": fine labels, weakly learnt within a CPU budget, need it).
+GUIDANCE = {"timestamps": 4.0, "pose": 3.0}
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,17 @@ def choose_shape(videos: list[Probed], resolution: int) -> tuple[tuple[int, int]
     if not known:
         return (resolution, resolution), "aspect unknown until fetched (URL): timed on square frames"
     return keep_shape([v.aspect for v in known], [v.seconds or 1.0 for v in known], resolution)
+
+
+def choose_guidance(sampling: dict[str, Any], kind: str) -> str:
+    """Set the base model's guidance in ``sampling`` (``render.base``) for labels of ``kind``; say why."""
+    if kind not in GUIDANCE:
+        return "render.base guidance as shipped: no labels to guide by"
+    sampling.update({"guidance": GUIDANCE[kind], "guidance_share": 1.0})
+    return (
+        f"render.base.guidance = {GUIDANCE[kind]:g} on every step (guidance_share = 1): "
+        f"{kind} labels are a small part of each frame and steer only when guided strongly"
+    )
 
 
 def choose_augmentation(base: dict[str, Any], windows: int | None, kind: str) -> str:
@@ -283,6 +300,7 @@ def plan_params(
     params["render"].update({"labels": "auto", "timelines": "auto", "pose_from": "auto"})
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
+    reasons.append(choose_guidance(params["render"]["base"], section["kind"]))
     if probe_speed:
         reasons.append(plan_steps(params, base, stored, cond_dim, section["kind"], minutes))
     windows = None
