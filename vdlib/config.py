@@ -182,11 +182,13 @@ class ModelParams:
     dropout: float = 0.0
     temporal_conv: bool = False  # a residual convolution over time after every ResNet block
     temporal_attn_levels: list[int] | None = None  # levels with temporal attention (+ middle); None = all
+    patch: int = 1  # P x P pixels read as one position: every level runs at 1/P of the frame's side
 
     @property
     def size_multiple(self) -> int:
-        """Frame sizes (and crops) must be multiples of this: each level after the first halves H and W."""
-        return 2 ** (len(self.mults) - 1)
+        """Frame sizes (and crops) must be multiples of this: the patch, then each level after the first
+        halves H and W."""
+        return self.patch * 2 ** (len(self.mults) - 1)
 
     def validate(self, where: str, prefix: str) -> None:
         if not self.mults or min(self.mults) < 1:
@@ -207,6 +209,8 @@ class ModelParams:
                 fail(where, f"{prefix}.{key}", f"{null}levels between 0 and {len(self.mults) - 1}", bad)
         if self.res_blocks < 1:
             fail(where, f"{prefix}.res_blocks", "an integer >= 1", self.res_blocks)
+        if self.patch not in (1, 2, 4):
+            fail(where, f"{prefix}.patch", "1, 2 or 4 (pixels per side of one position)", self.patch)
         if not 0.0 <= self.dropout < 1.0:
             fail(where, f"{prefix}.dropout", "a probability in [0, 1)", self.dropout)
 

@@ -109,6 +109,7 @@ KEY_DOCS: dict[type, dict[str, str]] = {
         "dropout": "",
         "temporal_conv": "a residual convolution over time after every ResNet block",
         "temporal_attn_levels": "levels with temporal attention (and the middle); null = every level",
+        "patch": "P x P pixels read as one position (1, 2, 4): the levels run at 1/P of the side",
     },
     DiffusionConfig: {
         "schedule": "cosine | linear",

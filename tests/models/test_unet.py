@@ -107,14 +107,28 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32():
     assert 0 < error < 0.05
 
 
+def test_a_patched_model_runs_its_levels_at_a_fraction_of_the_frame():
+    """With ``patch`` 2 the network reads 2 x 2 pixel blocks: its first level works at half the frame's
+    side, its output has the frame's size, and sizes must be multiples of patch x 2^(levels-1)."""
+    model = UNet3D(tiny_unet(patch=2))
+    seen = []
+    model.down[0].register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape[-2:])))
+    x = torch.randn(1, 3, 4, 32, 24)
+    assert model(x, torch.tensor([3])).shape == x.shape
+    assert seen == [(16, 12)]
+    with pytest.raises(ValueError, match=r"multiple of 4"):
+        model(torch.randn(1, 3, 4, 32, 30), torch.tensor([1]))
+
+
 @pytest.mark.parametrize(
-    ("lowres", "temporal_conv"), [(False, False), (True, False), (False, True)],
-    ids=["base", "upsampler", "base+temporal conv"],
+    ("lowres", "temporal_conv", "patch"), [(False, False, 1), (True, False, 1), (False, True, 1),
+                                           (False, False, 2), (True, False, 2)],
+    ids=["base", "upsampler", "base+temporal conv", "base patch 2", "upsampler patch 2"],
 )  # fmt: skip
-def test_every_parameter_gets_a_gradient(lowres, temporal_conv):
+def test_every_parameter_gets_a_gradient(lowres, temporal_conv, patch):
     """With labels and context frames (and a low-res clip), one backward pass reaches every weight;
     the original project's adaptive-norm shift never did."""
-    cfg = tiny_unet(cond_dim=5, lowres=lowres, mapping_channels=8, temporal_conv=temporal_conv)
+    cfg = tiny_unet(cond_dim=5, lowres=lowres, mapping_channels=8, temporal_conv=temporal_conv, patch=patch)
     model = UNet3D(cfg)
     torch.manual_seed(0)
     with torch.no_grad():  # zero-initialised output layers would block gradients to everything behind them

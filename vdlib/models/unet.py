@@ -14,6 +14,10 @@ K (x, y, confidence) keypoints are drawn as K Gaussian maps at the frame's size 
 confidence; zeros where labels are dropped) and given as extra input channels, so a convolution
 finds where each body part should be instead of decoding it from an embedding.
 
+With ``patch`` P > 1 the stem reads each P x P block of input pixels as one position (space to
+depth) and the output layer writes one back (depth to space): every level then runs at 1/P of the
+frame's side, so a 64 px model with P = 2 costs about what a 32 px one does.
+
 Optional inputs:
 - ``context`` / ``context_mask``: clean frames given for some positions (e.g. the last frames of the
   previous window), concatenated as extra input channels with the mask.
@@ -59,6 +63,7 @@ class UNetConfig:
     temporal_attn_levels: tuple[int, ...] | None = None  # levels with temporal attention; None = all
     keypoint_maps: int = 0  # cond holds this many (x, y, confidence) keypoints, also drawn as input maps
     keypoint_sigma: float = 0.03  # their Gaussian's width, a fraction of the frame's side
+    patch: int = 1  # pixels per side folded into channels at the input and unfolded at the output
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mults", tuple(self.mults))
@@ -281,7 +286,7 @@ class UNet3D(nn.Module):
                 nn.Conv2d(m, m, 3, padding=1), nn.SiLU(),
                 nn.Conv2d(m, m, 3, padding=1),
             )  # fmt: skip
-        self.stem = nn.Conv2d(in_ch, ch, 3, padding=1)
+        self.stem = nn.Conv2d(in_ch * cfg.patch**2, ch, 3, padding=1)
 
         widths = [ch * m for m in cfg.mults]
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
@@ -300,7 +305,7 @@ class UNet3D(nn.Module):
             if level > 0:
                 self.upsample.append(nn.Conv2d(width, width, 3, padding=1))
         self.out_norm = group_norm(ch)
-        self.out = nn.Conv2d(ch, cfg.image_channels, 3, padding=1)
+        self.out = nn.Conv2d(ch, cfg.image_channels * cfg.patch**2, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -320,7 +325,7 @@ class UNet3D(nn.Module):
     @property
     def downscale(self) -> int:
         """H and W must be multiples of this."""
-        return 2 ** (len(self.cfg.mults) - 1)
+        return self.cfg.patch * 2 ** (len(self.cfg.mults) - 1)
 
     def res_blocks(self) -> Iterator[tuple[int, ResBlock]]:
         """Every ResNet block with its level (0 = full resolution), in the order ``forward`` runs them."""
@@ -337,12 +342,14 @@ class UNet3D(nn.Module):
         area-averaged to each level's size, through each block's SPADE convolution. They depend on
         the low-res clip alone, so a sampler makes them once for all its steps."""
         flat = rearrange(lowres, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
-        at_level = {0: self.mapping(flat)}  # each level's size made once, for all its blocks
+        full = self.mapping(flat)
+        p = self.cfg.patch
+        at_level = {0: full if p == 1 else F.interpolate(full, scale_factor=1 / p, mode="area")}
         out = []
-        for level, block in self.res_blocks():
+        for level, block in self.res_blocks():  # each level's size made once, for all its blocks
             if level not in at_level:
-                size = (at_level[0].shape[-2] >> level, at_level[0].shape[-1] >> level)
-                at_level[level] = F.interpolate(at_level[0], size=size, mode="area")
+                size = (full.shape[-2] // p >> level, full.shape[-1] // p >> level)
+                at_level[level] = F.interpolate(full, size=size, mode="area")
             gamma, beta = block.spade(at_level[level]).chunk(2, dim=1)
             out.append((gamma, beta))
         return out
@@ -419,7 +426,8 @@ class UNet3D(nn.Module):
             inputs.append(lowres)
         if self.cfg.keypoint_maps:
             inputs.append(self.keypoint_maps(cond, cond_mask, x))
-        return rearrange(torch.cat(inputs, dim=1), "b c f h w -> (b f) c h w")
+        stacked = rearrange(torch.cat(inputs, dim=1), "b c f h w -> (b f) c h w")
+        return F.pixel_unshuffle(stacked, self.cfg.patch) if self.cfg.patch > 1 else stacked
 
     def forward(
         self,
@@ -468,6 +476,8 @@ class UNet3D(nn.Module):
             if i < len(self.upsample):
                 h_ = self.upsample[i](F.interpolate(h_, scale_factor=2.0, mode="nearest"))
         out = self.out(F.silu(self.out_norm(h_)))
+        if self.cfg.patch > 1:
+            out = F.pixel_shuffle(out, self.cfg.patch)
         return rearrange(out, "(b f) c h w -> b c f h w", b=b)
 
 
