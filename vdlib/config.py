@@ -333,6 +333,7 @@ class BaseConfig(ModelTrainConfig):
     )
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
     keypoint_maps: bool = True  # pose labels also drawn as one map per keypoint, extra input channels
+    label_maps: bool = False  # timestamp labels also given as constant input channels, one per label
     zoom: float = 0.0  # clips cut to a random box up to 1 + zoom times smaller and scaled back; 0 = none
 
     def validate(self, where: str, prefix: str = "base") -> None:

@@ -44,7 +44,6 @@ TARGET_SECONDS = 2.0  # motion a base clip spans
 CLIP_FRAMES = 8  # frames the base model makes at once
 MAX_FPS = 10.0
 SHARES = {"base": 0.65, "upsampler": 0.28}  # of the training minutes; the upsampler share is per size...
-BASE_ALONE_SHARES = {"base": 0.9, "upsampler": 0.02}  # ...(render.cascade 1: the upsamplers go unused)
 FITTED_SHARE = 0.25  # ...and the upsamplers with a fitted upscale train this share of its steps
 # Base training that shows each training window more often than this gets varied clips, zoomed in by
 # up to AUGMENT_ZOOM (reports/real_footage.md: at 14 views, zoom and flips cost loss and realism).
@@ -53,9 +52,6 @@ AUGMENT_ZOOM = 0.15
 # render.base.guidance for each label kind, used on every step (reports/ablations.md, "Why the digits
 # come late" and "Pose with keypoint maps": fine labels, weakly learnt within a CPU budget, need it).
 GUIDANCE = {"timestamps": 4.0, "pose": 3.0}
-# Pose videos need people large enough for a pose model to find: a 64 px base model whose levels run
-# at 32 px (patch 2), rendered alone (reports/ablations.md, "Pose with a patched 64 px base model").
-POSE_BASE = {"resolution": 64, "patch": 2}
 
 
 @dataclass(frozen=True)
@@ -127,19 +123,6 @@ def choose_shape(videos: list[Probed], resolution: int) -> tuple[tuple[int, int]
     if not known:
         return (resolution, resolution), "aspect unknown until fetched (URL): timed on square frames"
     return keep_shape([v.aspect for v in known], [v.seconds or 1.0 for v in known], resolution)
-
-
-def choose_base(params: dict[str, Any], kind: str) -> str:
-    """Set the base model's size in ``params`` for labels of ``kind`` (see :data:`POSE_BASE`); say why."""
-    if kind != "pose":
-        return f"base.resolution = {params['base']['resolution']}, then 2x upsamplers to 128 px"
-    params["base"]["resolution"] = POSE_BASE["resolution"]
-    params["base"]["model"]["patch"] = POSE_BASE["patch"]
-    params["render"]["cascade"] = 1
-    return (
-        f"base.resolution = {POSE_BASE['resolution']} with base.model.patch = {POSE_BASE['patch']} "
-        "(its levels run at half that), render.cascade = 1: people large enough for a pose model to find"
-    )
 
 
 def choose_guidance(sampling: dict[str, Any], kind: str) -> str:
@@ -263,9 +246,8 @@ def plan_steps(
     base_s = seconds_per_step(base, shape_at(stored, base.resolution), cond_dim, label_kind)
     up = section_from_dict("upsampler", params["upsampler"])
     up_s = seconds_per_step(up, shape_at(stored, 2 * base.resolution), cond_dim, label_kind)
-    shares = SHARES if params["render"]["cascade"] > 1 else BASE_ALONE_SHARES
-    base_steps = max(20, int(minutes * 60 * shares["base"] / base_s))
-    up_steps = max(20, int(minutes * 60 * shares["upsampler"] / up_s))
+    base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
+    up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
     fitted_steps = max(20, int(up_steps * FITTED_SHARE))
     params["base"]["steps"], params["upsampler"]["steps"] = base_steps, up_steps
     params["upsampler"]["fitted_steps"] = fitted_steps
@@ -308,14 +290,13 @@ def plan_params(
     val = params["train"]["val_fraction"]
     window, skip, why = choose_window(videos, fps, val)
     params["base"].update({"window": window, "skip": skip})
-    section, cond_dim, labels_why = label_settings(labels)
-    base_why = choose_base(params, section["kind"])
     base = section_from_dict("base", params["base"])
     reasons.append(f"base.window = {window}, base.skip = {skip}: {why}, {base.frames} frames per clip")
     up_window = min(params["upsampler"]["window"], window)
     params["upsampler"].update({"window": up_window, "skip": min(params["upsampler"]["skip"], up_window - 2)})
+    section, cond_dim, why = label_settings(labels)
     params["labels"].update(section)
-    reasons += [labels_why, base_why]
+    reasons.append(why)
     params["render"].update({"labels": "auto", "timelines": "auto", "pose_from": "auto"})
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")

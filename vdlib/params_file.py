@@ -97,6 +97,7 @@ KEY_DOCS: dict[type, dict[str, str]] = {
         "flip": "random left-right flips, pose keypoints mirrored",
         "zoom": "clips cut to a random box up to 1 + zoom times smaller; 0 = none",
         "keypoint_maps": "pose labels also given as one Gaussian map per keypoint",
+        "label_maps": "timestamp labels also given as constant input channels, one per label",
         "model": "",
         "diffusion": "",
     },

@@ -121,14 +121,18 @@ def test_a_patched_model_runs_its_levels_at_a_fraction_of_the_frame():
 
 
 @pytest.mark.parametrize(
-    ("lowres", "temporal_conv", "patch"), [(False, False, 1), (True, False, 1), (False, True, 1),
-                                           (False, False, 2), (True, False, 2)],
-    ids=["base", "upsampler", "base+temporal conv", "base patch 2", "upsampler patch 2"],
+    ("lowres", "temporal_conv", "patch", "label_maps"),
+    [(False, False, 1, False), (True, False, 1, False), (False, True, 1, False), (False, False, 2, False),
+     (True, False, 2, False), (False, False, 1, True)],
+    ids=["base", "upsampler", "base+temporal conv", "base patch 2", "upsampler patch 2", "base label maps"],
 )  # fmt: skip
-def test_every_parameter_gets_a_gradient(lowres, temporal_conv, patch):
+def test_every_parameter_gets_a_gradient(lowres, temporal_conv, patch, label_maps):
     """With labels and context frames (and a low-res clip), one backward pass reaches every weight;
     the original project's adaptive-norm shift never did."""
-    cfg = tiny_unet(cond_dim=5, lowres=lowres, mapping_channels=8, temporal_conv=temporal_conv, patch=patch)
+    cfg = tiny_unet(
+        cond_dim=5, lowres=lowres, mapping_channels=8, temporal_conv=temporal_conv, patch=patch,
+        label_maps=label_maps,
+    )  # fmt: skip
     model = UNet3D(cfg)
     torch.manual_seed(0)
     with torch.no_grad():  # zero-initialised output layers would block gradients to everything behind them
@@ -245,3 +249,20 @@ def test_a_moved_keypoint_changes_the_output_and_dropped_poses_are_no_labels():
         none = model(x, t)
     assert (out - out_moved)[:, :, 1].abs().max() > 1e-3
     assert torch.allclose(dropped, none)
+
+
+def test_label_maps_reach_the_input_and_dropped_labels_are_zeros():
+    """With ``label_maps``, the labels steer the output through the input convolution alone (the
+    embedding path cut off), and a dropped label is the same input as no labels."""
+    model = randomize(UNet3D(tiny_unet(cond_dim=3, label_maps=True)))
+    with torch.no_grad():
+        for p in model.cond_mlp.parameters():
+            p.zero_()
+        model.null_cond.zero_()
+    x, t = torch.randn(1, 3, 2, 8, 8), torch.tensor([500])
+    one, other = torch.tensor([[[1.0, 0, 0]] * 2]), torch.tensor([[[0, 0, 1.0]] * 2])
+    assert not torch.allclose(model(x, t, cond=one), model(x, t, cond=other))
+    dropped = model(x, t, cond=one, cond_mask=torch.tensor([False]))
+    assert torch.equal(dropped, model(x, t, cond=torch.zeros_like(one)))
+    maps = model.label_maps(one, None, x)
+    assert maps.shape == (1, 3, 2, 8, 8) and torch.equal(maps[0, :, 1, 4, 4], one[0, 1])

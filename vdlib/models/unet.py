@@ -14,6 +14,10 @@ K (x, y, confidence) keypoints are drawn as K Gaussian maps at the frame's size 
 confidence; zeros where labels are dropped) and given as extra input channels, so a convolution
 finds where each body part should be instead of decoding it from an embedding.
 
+With ``label_maps`` each frame's label vector is also given as ``cond_dim`` constant input channels
+(zeros where labels are dropped), so the first convolution, not only the normalisation layers'
+modulation, can tie a label to what is drawn where.
+
 With ``patch`` P > 1 the stem reads each P x P block of input pixels as one position (space to
 depth) and the output layer writes one back (depth to space): every level then runs at 1/P of the
 frame's side, so a 64 px model with P = 2 costs about what a 32 px one does.
@@ -64,6 +68,7 @@ class UNetConfig:
     keypoint_maps: int = 0  # cond holds this many (x, y, confidence) keypoints, also drawn as input maps
     keypoint_sigma: float = 0.03  # their Gaussian's width, a fraction of the frame's side
     patch: int = 1  # pixels per side folded into channels at the input and unfolded at the output
+    label_maps: bool = False  # each frame's label vector also given as cond_dim constant input channels
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mults", tuple(self.mults))
@@ -276,6 +281,7 @@ class UNet3D(nn.Module):
         self.null_cond = nn.Parameter(torch.zeros(emb_dim))
         # Input: noisy clip + context frames + context mask (+ low-res clip for upsamplers, + keypoint maps).
         in_ch = 2 * cfg.image_channels + 1 + (cfg.image_channels if cfg.lowres else 0) + cfg.keypoint_maps
+        in_ch += cfg.cond_dim if cfg.label_maps else 0
         if cfg.keypoint_maps and 3 * cfg.keypoint_maps > cfg.cond_dim:
             raise ValueError(f"{cfg.keypoint_maps} keypoint maps need cond_dim >= {3 * cfg.keypoint_maps}")
         if cfg.lowres:
@@ -408,6 +414,19 @@ class UNet3D(nn.Module):
         )  # (B, F, K, H)
         return torch.einsum("bfkh,bfkw->bkfhw", gy, gx)
 
+    def label_maps(
+        self, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, x: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, D, F, H, W): each frame's label vector in ``cond`` (B, F, D) as constant maps for a clip
+        ``x`` (B, C, F, H, W); zeros where there are no labels or ``cond_mask`` is False."""
+        b, _c, frames, h, w = x.shape
+        if cond is None:
+            return x.new_zeros(b, self.cfg.cond_dim, frames, h, w)
+        labels = cond.to(x.dtype)
+        if cond_mask is not None:
+            labels = labels * cond_mask.to(x.dtype)[:, None, None]
+        return rearrange(labels, "b f d -> b d f")[..., None, None].expand(-1, -1, -1, h, w)
+
     def _input_channels(
         self, x: torch.Tensor, cond: torch.Tensor | None, cond_mask: torch.Tensor | None,
         context: torch.Tensor | None, context_mask: torch.Tensor | None, lowres: torch.Tensor | None,
@@ -426,6 +445,8 @@ class UNet3D(nn.Module):
             inputs.append(lowres)
         if self.cfg.keypoint_maps:
             inputs.append(self.keypoint_maps(cond, cond_mask, x))
+        if self.cfg.label_maps:
+            inputs.append(self.label_maps(cond, cond_mask, x))
         stacked = rearrange(torch.cat(inputs, dim=1), "b c f h w -> (b f) c h w")
         return F.pixel_unshuffle(stacked, self.cfg.patch) if self.cfg.patch > 1 else stacked
 

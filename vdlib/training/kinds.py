@@ -68,7 +68,10 @@ class BaseKind:
 
     def unet_config(self, cond_dim: int, label_kind: str) -> UNetConfig:
         maps = cond_dim // 3 if label_kind == "pose" and self.cfg.keypoint_maps else 0  # (x, y, conf) each
-        return UNetConfig(**asdict(self.cfg.model), cond_dim=cond_dim, keypoint_maps=maps)
+        label_maps = label_kind == "timestamps" and self.cfg.label_maps
+        return UNetConfig(
+            **asdict(self.cfg.model), cond_dim=cond_dim, keypoint_maps=maps, label_maps=label_maps
+        )
 
     def batch_spec(self, shape: Shape, label_kind: str, upscale: Upscale) -> BatchSpec:
         return _batch_spec(self.cfg, shape, label_kind, upscale, zoom=self.cfg.zoom)
