@@ -349,8 +349,8 @@ class UNet3D(nn.Module):
         the low-res clip alone, so a sampler makes them once for all its steps."""
         flat = rearrange(lowres, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
         full = self.mapping(flat)
-        p = self.cfg.patch
-        at_level = {0: full if p == 1 else F.interpolate(full, scale_factor=1 / p, mode="area")}
+        p = self.cfg.patch  # level 0 runs at 1/p of the frame's side
+        at_level = {0: full} if p == 1 else {}
         out = []
         for level, block in self.res_blocks():  # each level's size made once, for all its blocks
             if level not in at_level:
