@@ -1,12 +1,13 @@
-"""`vdlib init`'s choices that need no speed probe: the frame shape and the augmentations."""
+"""`vdlib init`'s choices that need no speed probe: frame shape, clip length, guidance, augmentation."""
 
 import pytest
 
 from tests.conftest import make_testsrc
-from vdlib.config import BASE_SAMPLING
+from vdlib.config import BASE_SAMPLING, clip_frames
 from vdlib.init import (
     AUGMENT_VIEWS,
     AUGMENT_ZOOM,
+    CLIP_FRAMES,
     GUIDANCE,
     Probed,
     choose_augmentation,
@@ -58,3 +59,16 @@ def test_labelled_videos_are_guided_on_every_step(tmp_path, labels):
     else:
         assert (sampling["guidance"], sampling["guidance_share"]) == (GUIDANCE[kind], 1.0)
         assert any(r.startswith(f"render.base.guidance = {GUIDANCE[kind]:g} on every step") for r in reasons)
+
+
+def test_timestamp_labels_get_clips_of_clip_frames_frames(tmp_path):
+    """Table labels are learnt late, so init gives their base model shorter clips (cheaper steps);
+    other labels keep about 2 s of motion per clip."""
+    clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 4)
+    frames = {}
+    for labels in (["none"], ["labels/tables/demo.csv"]):
+        params, _ = plan_params([str(clip)], labels, 1.0, probe_speed=False)
+        base = params["base"]
+        frames[params["labels"]["kind"]] = (base["window"], clip_frames(base["window"], base["skip"]))
+    assert frames["timestamps"][1] == CLIP_FRAMES
+    assert frames["none"][0] > frames["timestamps"][0]

@@ -17,7 +17,8 @@ then picks:
   side), ``base.flip`` (pose keypoints are mirrored with the frames);
 - ``base.steps``, ``upsampler.steps`` and ``upsampler.fitted_steps`` to fit the minutes asked for on
   this machine, from a short measured speed probe of each model (written into params, so the run
-  stays reproducible).
+  stays reproducible); with timestamp labels the base model gets a larger share of the minutes and
+  clips of exactly :data:`CLIP_FRAMES` frames, so it takes more steps, which its labels need.
 
 Every other value is the shipped CPU recipe (the dataclass defaults of :mod:`vdlib.config`). The
 file starts with a stamp line holding its digest, so a later ``vdlib init`` can tell an untouched
@@ -45,6 +46,9 @@ CLIP_FRAMES = 8  # frames the base model makes at once
 MAX_FPS = 10.0
 SHARES = {"base": 0.65, "upsampler": 0.28}  # of the training minutes; the upsampler share is per size...
 FITTED_SHARE = 0.25  # ...and the upsamplers with a fitted upscale train this share of its steps
+# With timestamp labels, which the base model learns late (reports/ablations.md, "vdlib init at 15
+# minutes"), the base model gets more of the minutes, and clips of CLIP_FRAMES frames
+TABLE_SHARES = {"base": 0.8, "upsampler": 0.16}
 # Base training that shows each training window more often than this gets varied clips, zoomed in by
 # up to AUGMENT_ZOOM (reports/real_footage.md: at 14 views, zoom and flips cost loss and realism).
 AUGMENT_VIEWS = 50
@@ -246,8 +250,9 @@ def plan_steps(
     base_s = seconds_per_step(base, shape_at(stored, base.resolution), cond_dim, label_kind)
     up = section_from_dict("upsampler", params["upsampler"])
     up_s = seconds_per_step(up, shape_at(stored, 2 * base.resolution), cond_dim, label_kind)
-    base_steps = max(20, int(minutes * 60 * SHARES["base"] / base_s))
-    up_steps = max(20, int(minutes * 60 * SHARES["upsampler"] / up_s))
+    shares = TABLE_SHARES if label_kind == "timestamps" else SHARES
+    base_steps = max(20, int(minutes * 60 * shares["base"] / base_s))
+    up_steps = max(20, int(minutes * 60 * shares["upsampler"] / up_s))
     fitted_steps = max(20, int(up_steps * FITTED_SHARE))
     params["base"]["steps"], params["upsampler"]["steps"] = base_steps, up_steps
     params["upsampler"]["fitted_steps"] = fitted_steps
@@ -289,14 +294,17 @@ def plan_params(
     reasons.append(f"extract.aspect = {aspect}: {why}")
     val = params["train"]["val_fraction"]
     window, skip, why = choose_window(videos, fps, val)
+    section, cond_dim, labels_why = label_settings(labels)
+    if section["kind"] == "timestamps" and window > CLIP_FRAMES * (skip + 1):
+        window = CLIP_FRAMES * (skip + 1)
+        why = f"{window} frames = {window / fps:g} s of motion per base clip (cheaper steps for labels)"
     params["base"].update({"window": window, "skip": skip})
     base = section_from_dict("base", params["base"])
     reasons.append(f"base.window = {window}, base.skip = {skip}: {why}, {base.frames} frames per clip")
     up_window = min(params["upsampler"]["window"], window)
     params["upsampler"].update({"window": up_window, "skip": min(params["upsampler"]["skip"], up_window - 2)})
-    section, cond_dim, why = label_settings(labels)
     params["labels"].update(section)
-    reasons.append(why)
+    reasons.append(labels_why)
     params["render"].update({"labels": "auto", "timelines": "auto", "pose_from": "auto"})
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
