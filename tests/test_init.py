@@ -1,4 +1,7 @@
-"""`vdlib init`'s choices that need no speed probe: frame shape, clip length, guidance, augmentation."""
+"""`vdlib init`'s choices: frame shape, clip length, guidance, augmentation, and the steps that fill
+the minutes."""
+
+import re
 
 import pytest
 
@@ -9,6 +12,8 @@ from vdlib.init import (
     AUGMENT_ZOOM,
     CLIP_FRAMES,
     GUIDANCE,
+    SHARES,
+    TABLE_SHARES,
     Probed,
     choose_augmentation,
     choose_shape,
@@ -72,3 +77,22 @@ def test_timestamp_labels_get_clips_of_clip_frames_frames(tmp_path):
         frames[params["labels"]["kind"]] = (base["window"], clip_frames(base["window"], base["skip"]))
     assert frames["timestamps"][1] == CLIP_FRAMES
     assert frames["none"][0] > frames["timestamps"][0]
+
+
+def test_the_minutes_are_split_by_measured_step_times_and_both_upsamplers_train_alike(tmp_path):
+    """The planned steps times the probe's seconds per step fill the minutes asked for, with the
+    shares of :data:`SHARES`; the 128 px upsampler trains as many steps as the 64 px one, but a
+    quarter of them with timestamp tables."""
+    clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 4)
+    params, reasons = plan_params([str(clip)], ["none"], 2.0)
+    planned = next(r for r in reasons if r.startswith("base.steps = "))
+    base_s, up_s = (float(s) for s in re.findall(r"\(([0-9.]+) s/step", planned))
+    base, upsampler = params["base"], params["upsampler"]
+    assert upsampler["fitted_steps"] is None
+    assert base["steps"] * base_s == pytest.approx(120 * SHARES["base"], rel=0.02)
+    assert upsampler["steps"] * up_s == pytest.approx(120 * SHARES["upsampler"], rel=0.02)
+    assert base["warmup"] <= base["steps"] // 4 and upsampler["warmup"] <= upsampler["steps"] // 4
+    tables, _ = plan_params([str(clip)], ["labels/tables/demo.csv"], 2.0)
+    fitted = tables["upsampler"]["fitted_steps"]
+    assert fitted == int(tables["upsampler"]["steps"] * TABLE_SHARES["fitted"])
+    assert tables["upsampler"]["warmup"] <= fitted // 4

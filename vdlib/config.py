@@ -352,10 +352,15 @@ class UpsamplerConfig(ModelTrainConfig):
 
     steps: int = 1000
     batch: int = 2
+    lr: float = 0.002
     context_prob: float = 0.25
     model: ModelParams = field(
         default_factory=lambda: ModelParams(channels=16, spatial_attn_levels=[], temporal_attn_levels=[1, 2])
     )
+    # x0: one sampling step from the noise's mean is the network's estimate of the frames, and x0
+    # training fits that estimate directly; with lr 0.002 it adds detail above the fitted filter on
+    # real footage (reports/ablations.md, "Upsamplers that predict the frames")
+    diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(prediction="x0"))
     crop: int = 32  # train on random crops of this many pixels (0: whole frames); sampling is full-size
     noise_aug: float = 0.3  # the low-res clip is noised to a level drawn from [0, noise_aug] in training
     sample_aug: float = 0.1  # ...and to this level when sampling
