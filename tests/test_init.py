@@ -12,12 +12,14 @@ from vdlib.init import (
     AUGMENT_ZOOM,
     CLIP_FRAMES,
     GUIDANCE,
+    LATENT_SHARES,
     SHARES,
     TABLE_SHARES,
     Probed,
     choose_augmentation,
     choose_shape,
     plan_params,
+    write_params,
 )
 
 
@@ -96,3 +98,24 @@ def test_the_minutes_are_split_by_measured_step_times_and_both_upsamplers_train_
     fitted = tables["upsampler"]["fitted_steps"]
     assert fitted == int(tables["upsampler"]["steps"] * TABLE_SHARES["fitted"])
     assert tables["upsampler"]["warmup"] <= fitted // 4
+
+
+def test_a_latent_base_model_and_its_autoencoder_fill_the_minutes(tmp_path):
+    """With ``--latent`` the base model diffuses an autoencoder's latents of frames at the stored size
+    and renders alone; the autoencoder's and the base model's measured steps fill their shares of the
+    minutes (the base model's less the time to encode the frames), and the params pass the check."""
+    clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 4)
+    assert plan_params([str(clip)], ["pose"], 2.0, probe_speed=False)[0]["autoencoder"]["steps"] == 0
+    params, reasons = plan_params([str(clip)], ["pose"], 2.0, latent=True)
+    planned = next(r for r in reasons if r.startswith("autoencoder.steps = "))
+    coder_s, base_s = (float(s) for s in re.findall(r"\(([0-9.]+) s/step", planned))
+    encoding = float(re.search(r"after ([0-9.]+) s encoding", planned)[1])
+    assert params["autoencoder"]["steps"] * coder_s == pytest.approx(
+        120 * LATENT_SHARES["autoencoder"], rel=0.02
+    )
+    assert params["base"]["steps"] * base_s + encoding == pytest.approx(120 * LATENT_SHARES["base"], rel=0.02)
+    assert "on 32x44 latents" in planned  # 128x176 frames, latents 4 times smaller
+    assert params["base"]["resolution"] == params["extract"]["resolution"] == 128
+    assert (params["upsampler"]["steps"], params["render"]["cascade"]) == (0, 1)
+    assert params["base"]["flip"] is False and params["base"]["zoom"] == 0.0
+    write_params(params, reasons, tmp_path / "params.yaml")  # validated as the check stage does

@@ -211,3 +211,24 @@ def test_a_training_param_marks_only_the_stages_that_read_it(baseline):
     write_params_file(project / "params.yaml", {"base.lr": 0.002})
     status = json.loads(dvc(project, "status", "--json"))
     assert set(status) == {"check", "train_base"}
+
+
+def test_a_latent_base_model_makes_the_frames_without_upsamplers(baseline):
+    """With autoencoder.steps above 0 the base model diffuses its latents of 64 px frames; with
+    upsampler.steps 0 the upsampler stages write folders that say none was trained, and render and
+    evaluate use the base model alone."""
+    project, _ = baseline
+    out = dvc(project, "exp", "run", "-S", "autoencoder.steps=20", "-S", "autoencoder.channels=8",
+              "-S", "base.resolution=64", "-S", "upsampler.steps=0", "-S", "render.cascade=1")  # fmt: skip
+    for stage in ("train_autoencoder", "train_base", "train_upsampler@64", "train_upsampler@128", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    coder = json.loads((project / "reports" / "train_autoencoder" / "metrics.json").read_text())
+    assert coder["step"] == 20 and coder["heldout"]["psnr"] > 10
+    base = json.loads((project / "models" / "base" / "config.json").read_text())
+    assert base["autoencoder"]["latent_channels"] == base["unet"]["image_channels"] == 4
+    for name in ("upsampler_64", "upsampler_128"):
+        assert json.loads((project / "models" / name / "not_trained.json").read_text())["trained"] is False
+    metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
+    assert set(metrics["val_loss"]) == {"base"} and "upsampler" not in metrics
+    with Image.open(project / "reports" / "gifs" / "circle-red_seed0.gif") as gif:
+        assert gif.size == (64, 64)

@@ -22,6 +22,8 @@ from vdlib.config import (
     SECTIONS,
     TABLES_DIR,
     TIMELINES_DIR,
+    AutoencoderParams,
+    BaseConfig,
     ConfigError,
     is_auto,
     read_params,
@@ -98,6 +100,26 @@ def check_repository(root: str | Path = ".") -> None:
         scm.close()
 
 
+def check_latents(autoencoder: AutoencoderParams, base: BaseConfig) -> None:
+    """A base model that diffuses an autoencoder's latents: its size fits the latents, and it takes
+    no flips or zooms (its clips are latents, each made once from its frame)."""
+    if not autoencoder.enabled:
+        return
+    step = base.model.size_multiple * autoencoder.factor
+    if base.resolution % step:
+        raise VdlibError(
+            f"base.resolution: expected a multiple of {step} with an autoencoder (its latents are "
+            f"{autoencoder.factor} times smaller and the network needs multiples of "
+            f"{base.model.size_multiple}), got {base.resolution}"
+        )
+    if base.flip or base.zoom:
+        key, value = ("flip", base.flip) if base.flip else ("zoom", base.zoom)
+        raise VdlibError(
+            f"base.{key}: expected {'false' if key == 'flip' else 0} with an autoencoder (autoencoder.steps "
+            f"> 0: the base model's clips are latents, each made once from its frame), got {value}"
+        )
+
+
 def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """Validate every section of ``path`` and their fit; returns what the models will be trained on
     (label kind and names). Raises ``VdlibError`` with one line naming the param."""
@@ -130,6 +152,12 @@ def check_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         raise VdlibError(
             f"extract.resolution: expected at least {largest} (the pipeline's largest frames: "
             f"{', '.join(f'{k} {v} px' for k, v in sizes.items())}), got {cfg['extract'].resolution}"
+        )
+    check_latents(cfg["autoencoder"], cfg["base"])
+    if not cfg["upsampler"].steps and cfg["render"].cascade > 1:
+        raise VdlibError(
+            f"render.cascade: expected 1 with upsampler.steps 0 (no upsamplers are trained), "
+            f"got {cfg['render'].cascade}"
         )
     if cfg["upsampler"].crop > min(UPSAMPLER_SIZES.values()):
         raise VdlibError(

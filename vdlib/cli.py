@@ -114,6 +114,22 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from vdlib.training.launch import launch, needs_launch
     from vdlib.training.train import train_job_from_params, train_model
 
+    if args.kind == "autoencoder":
+        from vdlib.evaluation.evaluate import autoencoder_fidelity
+        from vdlib.training.autoencoder import autoencoder_job_from_params, train_autoencoder
+
+        out = args.output or Path("models") / "autoencoder"
+        coder = autoencoder_job_from_params(
+            args.frames, out, args.reports or Path("reports") / "train_autoencoder", args.params
+        )
+        result = train_autoencoder(coder, autoencoder_fidelity)
+        held_out = (
+            f" (held-out PSNR {result['psnr']:.2f} dB)"
+            if "psnr" in result
+            else " (none: autoencoder.steps 0)"
+        )
+        print(f"wrote {out}{held_out}")
+        return
     name = "base" if args.kind == "base" else f"upsampler_{args.resolution}"
     job = train_job_from_params(
         args.kind,
@@ -123,6 +139,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         args.reports or Path("reports") / f"train_{name}",
         args.resolution,
         params_file=args.params,
+        autoencoder=args.autoencoder if args.kind == "base" else None,
     )
     if needs_launch(job.train):
         launch(job.train, ["-m", "vdlib.cli", *sys.argv[1:]])
@@ -233,7 +250,9 @@ def _cmd_init(args: argparse.Namespace) -> None:
     from vdlib.init import plan_params, write_params
 
     labels = [str(x) for x in args.labels] if args.labels else ["none"]
-    params, reasons = plan_params([str(s) for s in args.sources], labels, args.minutes, aspect=args.aspect)
+    params, reasons = plan_params(
+        [str(s) for s in args.sources], labels, args.minutes, aspect=args.aspect, latent=args.latent
+    )
     path = write_params(params, reasons, args.params, force=args.force)
     print(f"wrote {path}:")
     for reason in reasons:
@@ -348,6 +367,11 @@ def _add_init(sub: Subparsers) -> None:
         "--aspect", choices=ASPECTS, default="keep",
         help="frame shape: keep (default: the videos' own), pad or crop (squares)",
     )  # fmt: skip
+    p.add_argument(
+        "--latent", action="store_true",
+        help="a base model that diffuses the latents of an autoencoder trained on the footage, making "
+        "frames at the stored size without upsamplers (default: 32 px frames and two upsamplers)",
+    )  # fmt: skip
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write")
     p.add_argument("--force", action="store_true", help="replace a params.yaml that has edits")
     p.set_defaults(func=_cmd_init)
@@ -360,17 +384,27 @@ def _add_params(sub: Subparsers) -> None:
 
 
 def _add_train(sub: Subparsers) -> None:
-    p = sub.add_parser("train", help="train the base model or an upsampler with the settings in params.yaml")
-    p.add_argument("kind", choices=("base", "upsampler"))
+    p = sub.add_parser(
+        "train", help="train the autoencoder, the base model or an upsampler with the settings in params.yaml"
+    )
+    p.add_argument("kind", choices=("autoencoder", "base", "upsampler"))
     p.add_argument("--resolution", type=int, help="upsampler output's shorter side (64, 128, ...)")
+    p.add_argument(
+        "--autoencoder",
+        type=Path,
+        help="base: the autoencoder folder whose latents it diffuses (default: pixels)",
+    )
     p.add_argument("--frames", type=Path, default=Path("data/frames"), help="frame store")
     p.add_argument("--labels", type=Path, default=Path("data/labels.parquet"), help="labels Parquet file")
     p.add_argument(
-        "-o", "--output", type=Path, help="model folder (default models/base or models/upsampler_SIZE)"
+        "-o", "--output", type=Path, help="model folder (default models/autoencoder, base or upsampler_SIZE)"
     )
     p.add_argument("--reports", type=Path, help="DVCLive folder (default reports/train_NAME)")
     p.add_argument(
-        "--params", type=Path, default=Path("params.yaml"), help="sections train and base/upsampler"
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="sections train and autoencoder/base/upsampler",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -303,9 +303,11 @@ class ModelTrainConfig:
             fail(where, f"{prefix}.skip", "an integer >= 0", self.skip)
         if self.frames < 2:
             fail(where, f"{prefix}.skip", f"at most {self.window - 2} so a clip has 2+ frames", self.skip)
-        for key in ("steps", "batch"):
-            if getattr(self, key) < 1:
-                fail(where, f"{prefix}.{key}", "an integer >= 1", getattr(self, key))
+        if self.batch < 1:
+            fail(where, f"{prefix}.batch", "an integer >= 1", self.batch)
+        if self.steps < 1 and not (self.steps == 0 and isinstance(self, UpsamplerConfig)):
+            expected = "0 (none trained) or an integer >= 1" if isinstance(self, UpsamplerConfig) else None
+            fail(where, f"{prefix}.steps", expected or "an integer >= 1", self.steps)
         if self.lr <= 0:
             fail(where, f"{prefix}.lr", "a positive learning rate", self.lr)
         if self.warmup < 0 or self.grad_clip < 0 or self.weight_decay < 0:
@@ -377,8 +379,9 @@ class UpsamplerConfig(ModelTrainConfig):
         return self.fitted_upscale_from is not None and size >= self.fitted_upscale_from
 
     def for_size(self, size: int) -> UpsamplerConfig:
-        """This config as the upsampler to ``size`` px trains it: ``fitted_steps`` where it is fitted."""
-        if self.fitted(size) and self.fitted_steps is not None:
+        """This config as the upsampler to ``size`` px trains it: ``fitted_steps`` where it is fitted
+        (and none with ``steps: 0``)."""
+        if self.steps and self.fitted(size) and self.fitted_steps is not None:
             return dataclasses.replace(self, steps=self.fitted_steps)
         return self
 
@@ -478,6 +481,53 @@ class RenderConfig:
 
 
 @dataclass(frozen=True)
+class AutoencoderParams:
+    """The autoencoder (stage train_autoencoder): with ``steps`` above 0 the base model diffuses its
+    latents of the frames instead of the frames' pixels (:mod:`vdlib.models.autoencoder`)."""
+
+    steps: int = 0  # training steps; 0 = no autoencoder: the base model diffuses pixels
+    channels: int = 32  # width at full resolution; twice that at the lower resolutions
+    latent_channels: int = 4
+    downsamplings: int = 2  # each halves the frame: latents 2 ^ downsamplings times smaller
+    batch: int = 16  # crops per step
+    crop: int = 64  # square training crops (pixels); 0 = whole frames
+    lr: float = 0.002
+
+    @property
+    def enabled(self) -> bool:
+        """Whether an autoencoder is trained (and the base model diffuses its latents)."""
+        return self.steps > 0
+
+    @property
+    def factor(self) -> int:
+        """How many times smaller a latent's side is than its frame's."""
+        return 2**self.downsamplings
+
+    @property
+    def warmup(self) -> int:
+        """Steps of linear learning-rate warm-up (then cosine decay, as every model)."""
+        return min(50, self.steps // 4)
+
+    def validate(self, where: str) -> None:
+        if self.steps < 0:
+            fail(where, "autoencoder.steps", "0 (no autoencoder) or an integer >= 1", self.steps)
+        for key in ("channels", "latent_channels", "batch"):
+            if getattr(self, key) < 1:
+                fail(where, f"autoencoder.{key}", "an integer >= 1", getattr(self, key))
+        if not 1 <= self.downsamplings <= 4:
+            fail(
+                where,
+                "autoencoder.downsamplings",
+                "1 to 4 (latents 2 to 16 times smaller)",
+                self.downsamplings,
+            )
+        if self.crop < 0 or self.crop % self.factor:
+            fail(where, "autoencoder.crop", f"0 (whole frames) or a multiple of {self.factor}", self.crop)
+        if self.lr <= 0:
+            fail(where, "autoencoder.lr", "a positive learning rate", self.lr)
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """The evaluate stage: the label classifier and how many held-out clips to score."""
 
@@ -500,6 +550,7 @@ SECTIONS: dict[str, type] = {
     "extract": ExtractConfig,
     "labels": LabelsConfig,
     "train": TrainConfig,
+    "autoencoder": AutoencoderParams,
     "base": BaseConfig,
     "upsampler": UpsamplerConfig,
     "render": RenderConfig,

@@ -20,7 +20,10 @@ then picks:
   short measured speed probe of each model (written into params, so the run stays reproducible);
   with timestamp labels the base model gets a larger share of the minutes and clips of exactly
   :data:`CLIP_FRAMES` frames, so it takes more steps, which its labels need, and the 128 px
-  upsampler a quarter of the 64 px one's steps.
+  upsampler a quarter of the 64 px one's steps;
+- with ``--latent``, a base model that diffuses the latents of an autoencoder trained on the footage
+  (``autoencoder.steps``), making frames at the stored size on its own (no upsamplers), the minutes
+  split by :data:`LATENT_SHARES`, and no augmentation (its clips are latents).
 
 Every other value is the shipped CPU recipe (the dataclass defaults of :mod:`vdlib.config`). The
 file starts with a stamp line holding its digest, so a later ``vdlib init`` can tell an untouched
@@ -33,6 +36,7 @@ import hashlib
 import math
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,11 @@ TABLE_SHARES = {"base": 0.8, "upsampler": 0.16, "fitted": 0.25}
 # up to AUGMENT_ZOOM (reports/real_footage.md: at 14 views, zoom and flips cost loss and realism).
 AUGMENT_VIEWS = 50
 AUGMENT_ZOOM = 0.15
+# With --latent, the shares of the minutes of the autoencoder and of the base model that diffuses its
+# latents (frames at the stored size, no upsamplers); a step on the latents costs about what a 32 px
+# frame's does. Not the default: at 15 minutes on pose footage it placed people worse than the pixel
+# cascade (reports/ablations.md, "A base model that diffuses latents").
+LATENT_SHARES = {"autoencoder": 0.2, "base": 0.8}
 # render.base.guidance for each label kind, used on every step (reports/ablations.md, "Why the digits
 # come late" and "Pose with keypoint maps": fine labels, weakly learnt within a CPU budget, need it).
 GUIDANCE = {"timestamps": 4.0, "pose": 3.0}
@@ -165,24 +174,59 @@ def choose_augmentation(base: dict[str, Any], windows: int | None, kind: str) ->
 
 
 def seconds_per_step(
-    cfg: ModelTrainConfig, shape: tuple[int, int], cond_dim: int, label_kind: str, steps: int = 4
-) -> float:
+    cfg: ModelTrainConfig, shape: tuple[int, int], cond_dim: int, label_kind: str, steps: int = 4,
+    channels: int = 3,
+) -> float:  # fmt: skip
     """Measured seconds of one training step of ``cfg``'s model making frames of ``shape`` (height,
-    width) on this machine: the step training runs (loss, gradient clipping, AdamW, EMA), on random
-    clips, after a warm-up."""
+    width; a latent base model: its latents', of ``channels`` channels) on this machine: the step
+    training runs (loss, gradient clipping, AdamW, EMA), on random clips, after a warm-up."""
     from vdlib.device import resolve_device, resolve_precision
     from vdlib.training.train import random_training
 
     device = resolve_device("auto", "train.device")
     precision = resolve_precision("auto", device, "train.precision")
-    trainee, batch = random_training(cfg, shape, cond_dim, label_kind, device, precision)
+    trainee, batch = random_training(cfg, shape, cond_dim, label_kind, device, precision, channels)
+    return median_seconds(lambda i: trainee.step(batch, 0, i, 0), steps)
+
+
+def median_seconds(step: Callable[[int], Any], steps: int) -> float:
+    """The median seconds of ``steps`` calls of ``step(i)``, after one that warms up kernels and
+    allocators."""
     times = []
     for i in range(steps + 1):
         tick = time.perf_counter()
-        trainee.step(batch, 0, i, 0)
-        if i:  # the first step warms up kernels and allocators
+        step(i)
+        if i:
             times.append(time.perf_counter() - tick)
     return float(sorted(times)[len(times) // 2])
+
+
+def autoencoder_seconds(
+    params: dict[str, Any], shape: tuple[int, int], steps: int = 4
+) -> tuple[float, float]:
+    """Measured seconds of one training step of the autoencoder of ``params`` (``autoencoder``) on this
+    machine, after a warm-up, and of encoding one frame of ``shape`` (height, width)."""
+    import torch
+
+    from vdlib.device import resolve_device, resolve_precision
+    from vdlib.training.autoencoder import new_training, optimiser_step
+
+    cfg = section_from_dict("autoencoder", {**params, "steps": 1})
+    device = resolve_device("auto", "train.device")
+    precision = resolve_precision("auto", device, "train.precision")
+    torch.manual_seed(0)
+    model, opt = new_training(cfg, device)
+    side = cfg.crop or min(shape)
+    batch = (
+        torch.rand(cfg.batch, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
+    )
+    step_s = median_seconds(lambda _: optimiser_step(model, opt, batch, device, precision), steps)
+    frames = torch.rand(8, 3, *shape, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
+    with torch.no_grad():
+        tick = time.perf_counter()
+        model.encode(frames)
+        encode = (time.perf_counter() - tick) / len(frames)
+    return step_s, encode
 
 
 def adopt_tables(tables: list[str]) -> list[str]:
@@ -247,6 +291,12 @@ def is_untouched(path: Path) -> bool:
     return shown.returncode == 0 and shown.stdout == text
 
 
+def set_cadence(params: dict[str, Any], base_steps: int) -> None:
+    """Checkpoints about every tenth and validation about every fifth of the base model's steps."""
+    params["train"]["ckpt_every"] = max(10, min(100, base_steps // 10))
+    params["train"]["val_every"] = max(10, min(1000, base_steps // 5))
+
+
 def plan_steps(
     params: dict[str, Any], base: ModelTrainConfig, stored: tuple[int, int], cond_dim: int, label_kind: str,
     minutes: float,
@@ -265,8 +315,7 @@ def plan_steps(
     params["upsampler"]["fitted_steps"] = fitted_steps
     for name, steps in (("base", base_steps), ("upsampler", min(up_steps, fitted_steps or up_steps))):
         params[name]["warmup"] = min(params[name]["warmup"], steps // 4)
-    params["train"]["ckpt_every"] = max(10, min(100, base_steps // 10))
-    params["train"]["val_every"] = max(10, min(1000, base_steps // 5))
+    set_cadence(params, base_steps)
     return (
         f"base.steps = {base_steps} ({base_s:.3f} s/step measured here), upsampler.steps = "
         f"{up_steps} ({up_s:.3f} s/step), upsampler.fitted_steps = "
@@ -275,10 +324,55 @@ def plan_steps(
     )
 
 
+def plan_latent_steps(
+    params: dict[str, Any], base: ModelTrainConfig, stored: tuple[int, int], cond_dim: int, label_kind: str,
+    minutes: float, frames: int | None,
+) -> str:  # fmt: skip
+    """Set the steps of the autoencoder and of the base model that diffuses its latents to fill
+    ``minutes`` on this machine (less the time to encode the ``frames`` stored frames, when known),
+    from measured steps of each; returns the reason."""
+    shape = shape_at(stored, base.resolution)
+    coder_s, encode_s = autoencoder_seconds(params["autoencoder"], shape)
+    factor = 2 ** params["autoencoder"]["downsamplings"]
+    latents = (shape[0] // factor, shape[1] // factor)
+    channels = params["autoencoder"]["latent_channels"]
+    base_s = seconds_per_step(base, latents, cond_dim, label_kind, channels=channels)
+    coder_steps = max(20, int(minutes * 60 * LATENT_SHARES["autoencoder"] / coder_s))
+    encoding = (frames or 0) * encode_s
+    base_steps = max(20, int((minutes * 60 * LATENT_SHARES["base"] - encoding) / base_s))
+    params["autoencoder"]["steps"], params["base"]["steps"] = coder_steps, base_steps
+    params["base"]["warmup"] = min(params["base"]["warmup"], base_steps // 4)
+    set_cadence(params, base_steps)
+    return (
+        f"autoencoder.steps = {coder_steps} ({coder_s:.3f} s/step measured here), base.steps = {base_steps} "
+        f"({base_s:.3f} s/step on {latents[0]}x{latents[1]} latents"
+        + (f", after {encoding:.0f} s encoding the frames" if frames else "")
+        + f"): about {minutes:g} min of training"
+    )
+
+
+def choose_latents(params: dict[str, Any], stored: tuple[int, int]) -> str:
+    """Make the base model diffuse an autoencoder's latents of frames at the stored size (rendered
+    alone: no upsamplers are trained); say why."""
+    resolution = params["extract"]["resolution"]
+    factor = 2 ** params["autoencoder"]["downsamplings"]
+    params["base"]["resolution"] = resolution
+    params["upsampler"]["steps"] = 0
+    params["render"]["cascade"] = 1
+    height, width = shape_at(stored, resolution)
+    return (
+        f"base.resolution = {resolution} from {height // factor}x{width // factor} latents of an autoencoder "
+        f"trained on the footage (autoencoder.steps > 0), rendered alone (render.cascade = 1, "
+        f"upsampler.steps = 0): its decoder draws frames {factor} times the latents' side"
+    )
+
+
 def plan_params(
-    sources: list[str], labels: list[str], minutes: float, probe_speed: bool = True, aspect: str = "keep"
-) -> tuple[dict[str, Any], list[str]]:
-    """The params for ``sources`` and the reasons for each choice (see the module's docstring)."""
+    sources: list[str], labels: list[str], minutes: float, probe_speed: bool = True, aspect: str = "keep",
+    latent: bool = False,
+) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """The params for ``sources`` and the reasons for each choice (see the module's docstring); with
+    ``latent``, a base model that diffuses an autoencoder's latents."""
     if minutes <= 0:
         raise VdlibError(f"--minutes: expected a positive number of minutes, got {minutes:g}")
     videos = probe_sources(sources)
@@ -317,13 +411,21 @@ def plan_params(
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     reasons.append(choose_guidance(params["render"]["base"], section["kind"]))
-    if probe_speed:
-        reasons.append(plan_steps(params, base, stored, cond_dim, section["kind"], minutes))
-    windows = None
+    if latent:
+        reasons.append(choose_latents(params, stored))
+        base = section_from_dict("base", params["base"])
+    windows, frames = None, None
     if all(v.seconds for v in videos):
         lengths = tuple(math.floor(v.seconds * fps) for v in videos)
-        windows = len(ClipWindows(lengths, window, skip, val).train_starts)
-    reasons.append(choose_augmentation(params["base"], windows, section["kind"]))
+        windows, frames = len(ClipWindows(lengths, window, skip, val).train_starts), sum(lengths)
+    if probe_speed and latent:
+        reasons.append(plan_latent_steps(params, base, stored, cond_dim, section["kind"], minutes, frames))
+    elif probe_speed:
+        reasons.append(plan_steps(params, base, stored, cond_dim, section["kind"], minutes))
+    if latent:
+        reasons.append("no augmentation: the base model's clips are latents, each made once from its frame")
+    else:
+        reasons.append(choose_augmentation(params["base"], windows, section["kind"]))
     return params, reasons
 
 

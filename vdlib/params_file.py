@@ -14,6 +14,7 @@ import yaml
 
 from vdlib.config import (
     SECTIONS,
+    AutoencoderParams,
     BaseConfig,
     DemoConfig,
     DiffusionConfig,
@@ -33,13 +34,25 @@ WIDTH = 110  # the repository's line length
 COMMENT_COLUMN = 24
 
 # The sections in the file's order: what a user sets first, the machine and the demo last.
-ORDER = ("fetch", "labels", "extract", "base", "upsampler", "render", "train", "evaluate", "demo")
+ORDER = (
+    "fetch",
+    "labels",
+    "extract",
+    "autoencoder",
+    "base",
+    "upsampler",
+    "render",
+    "train",
+    "evaluate",
+    "demo",
+)
 
 SECTION_DOCS = {
     "fetch": "the videos (stage fetch)",
     "labels": "per-frame labels (stage labels)",
     "labels.pose": "for kind: pose",
     "extract": "frames from the videos (stage extract)",
+    "autoencoder": "latents for the base model (stage train_autoencoder)",
     "base": "the base model (stage train_base): clips of ceil(window / (skip + 1)) frames",
     "base.model": "the 3D U-Net",
     "base.diffusion": "the noise schedule and what the network predicts",
@@ -54,6 +67,15 @@ SECTION_DOCS = {
 # One comment per key of each section's dataclass, in the file's order. A class met twice (the two
 # upsamplers' sampling, the upsampler's model) gets its comments at its first place only.
 KEY_DOCS: dict[type, dict[str, str]] = {
+    AutoencoderParams: {
+        "steps": "training steps; 0 = none: the base model diffuses pixels",
+        "channels": "width at full resolution (twice that below)",
+        "latent_channels": "channels of a latent",
+        "downsamplings": "latents are 2 ^ this times smaller than the base model's frames",
+        "batch": "crops per step",
+        "crop": "square training crops (pixels); 0 = whole frames",
+        "lr": "AdamW learning rate, after a linear warm-up, cosine decay",
+    },
     FetchConfig: {
         "source": "demo | a page, playlist or video URL | a local file or folder | a list of these",
         "max_height": "best stream up to this height (URLs only)",

@@ -94,6 +94,24 @@ def write_json(data: dict[str, Any], path: str | Path) -> Path:
 # --------------------------------------------------------------------------------------------------
 
 
+NOT_TRAINED_FILE = "not_trained.json"  # what a model folder holds when its stage trains nothing
+
+
+def write_not_trained(folder: str | Path, reason: str) -> Path:
+    """Write a model folder that says its stage trained nothing, and why (a stage's outputs must
+    exist, so a model a project does not use is this folder)."""
+    folder = Path(folder)
+    with atomic_output(folder) as tmp:
+        tmp.mkdir(parents=True)
+        write_json({"trained": False, "reason": reason}, tmp / NOT_TRAINED_FILE)
+    return folder
+
+
+def is_not_trained(folder: str | Path) -> bool:
+    """Whether ``folder`` is what :func:`write_not_trained` wrote."""
+    return (Path(folder) / NOT_TRAINED_FILE).is_file()
+
+
 def progress(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
     """A tqdm bar on stderr that redraws at most twice a second (once every 10 s when not a terminal)."""
     kwargs.setdefault("mininterval", 0.5 if sys.stderr.isatty() else 10.0)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from vdlib.config import CASCADE, EvaluateConfig, PoseConfig
-from vdlib.core.common import atomic_output, write_json
+from vdlib.core.common import atomic_output, is_not_trained, write_json
 from vdlib.data.frames import ClipWindows, FrameStore, evenly_spaced
 from vdlib.evaluation.classifier import accuracy, identity_stability, predict, targets, train_classifier
 from vdlib.evaluation.motion import (
@@ -47,7 +47,9 @@ from vdlib.evaluation.realism import realism
 from vdlib.generation.cascade import CascadeModel, run_model
 from vdlib.generation.render import Rendered
 from vdlib.labels import Labels
-from vdlib.models.upscale import framewise, half, resize_clip, to_model_range, to_uint8
+from vdlib.models.autoencoder import FrameAutoencoder
+from vdlib.models.upscale import Shape, framewise, half, resize_clip, to_model_range, to_uint8
+from vdlib.training.autoencoder import encode_store, frames_at
 from vdlib.training.train import JobData
 
 # --------------------------------------------------------------------------------------------------
@@ -119,6 +121,24 @@ def upsampler_fidelity(
         "ssim": ssim(made_all, high),
         "bicubic_psnr": psnr(bicubic_all, high),
         "bicubic_ssim": ssim(bicubic_all, high),
+    }
+
+
+@torch.no_grad()
+def autoencoder_fidelity(model: FrameAutoencoder, store: FrameStore, rows: np.ndarray, shape: Shape) -> dict:
+    """PSNR/SSIM of ``model``'s reconstructions of the stored frames ``rows`` at ``shape``, and of
+    those frames brought down to the latents' size and back up bilinearly: what as many positions
+    hold as pixels."""
+    real = to_uint8(frames_at(store, rows, shape).transpose(0, 1)[None])
+    latents = encode_store(model, store, rows, shape)
+    made = torch.cat([model.decode(latents[i : i + 32]) for i in range(0, len(latents), 32)])
+    made = to_uint8(made.transpose(0, 1)[None])
+    small = resize_frames(resize_frames(real, tuple(latents.shape[-2:])), shape)
+    return {
+        "psnr": psnr(made, real),
+        "ssim": ssim(made, real),
+        "bilinear_psnr": psnr(small, real),
+        "bilinear_ssim": ssim(small, real),
     }
 
 
@@ -440,6 +460,7 @@ def open_evaluation(
 
     render_cfg = load_section("render", params_file)
     device = resolve_device(render_cfg.device, "render.device")
+    models = [m for m in models if not is_not_trained(m)]  # upsampler.steps: 0 trains none
     names = CASCADE[: len(models)]
     settings = [getattr(render_cfg, n) for n in names]
     keys = [f"render.{n}" for n in names]

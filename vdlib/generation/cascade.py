@@ -10,7 +10,8 @@ them as one batch and gives every frame the weighted mean of its windows' predic
 the generators are per video: videos sampled together in one batch get the noise each would get
 alone.
 An upsampler is conditioned on the previous model's output through :mod:`vdlib.models.lowres`, the same
-path its training used, and on the same per-frame labels.
+path its training used, and on the same per-frame labels. A latent base model samples its
+autoencoder's latents (context frames encoded) and hands on their decoded frames.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from vdlib.core.cores import share_cores
 from vdlib.core.randomness import Stream, step_generator
 from vdlib.data.frames import ClipWindows, FrameStore
 from vdlib.labels import ModelLabels
-from vdlib.models.card import ModelCard, load_model
+from vdlib.models.autoencoder import FrameAutoencoder
+from vdlib.models.card import ModelCard, load_model, load_model_autoencoder
 from vdlib.models.diffusion import Diffusion, sample
 from vdlib.models.lowres import Residual, lowres_inputs
 from vdlib.models.schedule import SamplingConfig
 from vdlib.models.unet import UNet3D
-from vdlib.models.upscale import Upscale
+from vdlib.models.upscale import Upscale, framewise
 
 
 @dataclass
@@ -46,6 +48,7 @@ class CascadeModel:
     card: ModelCard  # what its folder says about it: size, clip shape, diffusion, labels, low-res settings
     sampling: SamplingConfig
     key: str  # the params key of its sampling settings, for messages: render.base, ...
+    autoencoder: FrameAutoencoder | None = None  # a latent base model's, from its folder
 
     def __post_init__(self) -> None:
         self.diffusion = Diffusion(self.card.diffusion)
@@ -69,6 +72,27 @@ class CascadeModel:
     @property
     def is_upsampler(self) -> bool:
         return self.card.is_upsampler
+
+    @property
+    def channels(self) -> int:
+        """Channels of what its network diffuses: 3 for frames, more for latents."""
+        return self.card.unet.image_channels
+
+    def to_network(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (B, 3, T, H, W) as its network reads them: themselves, or their latents."""
+        if self.autoencoder is None:
+            return frames
+        coder = self.autoencoder
+        with torch.no_grad():
+            return framewise(frames.to(coder.latent_mean.device), coder.encode).to(frames.device)
+
+    def from_network(self, made: torch.Tensor) -> torch.Tensor:
+        """Frames (B, 3, T, H, W) in [-1, 1] of what its network made: itself, or its latents decoded."""
+        if self.autoencoder is None:
+            return made
+        coder = self.autoencoder
+        with torch.no_grad():
+            return framewise(made.to(coder.latent_mean.device), coder.decode).to(made.device)
 
     @property
     def residual(self) -> Residual:
@@ -96,7 +120,7 @@ class CascadeModel:
 def open_model(folder: str | Path, sampling: SamplingConfig, key: str, device: torch.device) -> CascadeModel:
     """Load one model with its sampling settings (``key`` names those settings in messages)."""
     net, card = load_model(folder, device)
-    model = CascadeModel(Path(folder), net, card, sampling, key)
+    model = CascadeModel(Path(folder), net, card, sampling, key, load_model_autoencoder(folder, card, device))
     sampling.check_context(model.window, key, str(folder))
     return model
 
@@ -222,6 +246,9 @@ def _window_inputs(
         upscaled = model.upscale(lowres, model.shape)
         level = torch.full((batch,), model.sample_aug)
         inputs = {k: v.to(device) for k, v in lowres_inputs(model.diffusion, upscaled, level, gens).items()}
+    if model.autoencoder is not None:  # a latent base model: the given frames' latents
+        shape = (batch, model.channels, total, *model.card.network_shape)
+        context = model.to_network(context) if given else torch.zeros(shape)
     inputs["context"] = model.residual.target(context, upscaled).to(device)
     inputs["context_mask"] = (torch.arange(total) < given)[None].expand(batch, -1).to(device)
     return inputs, upscaled
@@ -283,11 +310,12 @@ def sample_window(
     windows = Windows(starts or [0], model.window if starts else total, total)
     inputs, upscaled = _window_inputs(model, context, given, lowres, gens, device)
     denoise = _denoiser(model, windows, batch, cond, inputs)
+    bound = model.residual.bound if model.autoencoder is None else float("inf")  # latents are unbounded
     result = sample(
-        denoise, (batch, 3, total, *model.shape), model.diffusion, model.sampling, cond is not None, gens,
-        device, model.residual.bound,
+        denoise, (batch, model.channels, total, *model.card.network_shape), model.diffusion, model.sampling,
+        cond is not None, gens, device, bound,
     )  # fmt: skip
-    made = model.residual.frames(result.clip.float().cpu(), upscaled)
+    made = model.from_network(model.residual.frames(result.clip.float().cpu(), upscaled))
     return made, result.evaluations * len(windows.starts)
 
 

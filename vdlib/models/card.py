@@ -13,11 +13,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vdlib.core.common import VdlibError, atomic_output
+from vdlib.models.autoencoder import AutoencoderConfig, FrameAutoencoder
 from vdlib.models.schedule import DiffusionConfig
 from vdlib.models.unet import UNet3D, UNetConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+AUTOENCODER_FILE = "autoencoder.safetensors"  # a latent base model's autoencoder, beside its network
 KINDS = ("base", "upsampler")
 # What a folder must record; everything else has a default for folders written before it existed.
 REQUIRED = ("unet", "kind", "size", "frames", "window", "skip", "diffusion", "fps", "val_fraction", "seed")
@@ -45,6 +47,7 @@ class ModelCard:
     sample_aug: float | None = None  # upsampler: noise level of its low-res input when sampling
     residual_scale: float | None = None  # upsampler: the scale of the residual it diffuses
     upscale: tuple[tuple[float, ...], ...] | None = None  # upsampler: fitted filter; None = bilinear
+    autoencoder: AutoencoderConfig | None = None  # a latent base model: the autoencoder of its latents
 
     @property
     def frame_shape(self) -> tuple[int, int]:
@@ -54,6 +57,12 @@ class ModelCard:
     @property
     def is_upsampler(self) -> bool:
         return self.kind == "upsampler"
+
+    @property
+    def network_shape(self) -> tuple[int, int]:
+        """(height, width) the network works at: its frames', or a latent base model's latents'."""
+        factor = self.autoencoder.factor if self.autoencoder is not None else 1
+        return self.frame_shape[0] // factor, self.frame_shape[1] // factor
 
     def to_json(self) -> dict[str, Any]:
         """The ``config.json`` mapping, in the order vdlib has always written it."""
@@ -77,6 +86,8 @@ class ModelCard:
             card["residual_scale"] = self.residual_scale if self.residual_scale is not None else 0.0
             if self.upscale is not None:
                 card["upscale"] = [list(row) for row in self.upscale]
+        if self.autoencoder is not None:
+            card["autoencoder"] = asdict(self.autoencoder)
         return card
 
     @classmethod
@@ -90,6 +101,7 @@ class ModelCard:
         labels = data.get("labels", {})
         shape = data.get("shape")
         upscale = data.get("upscale")
+        autoencoder = data.get("autoencoder")
         try:
             return cls(
                 unet=UNetConfig(**data["unet"]),
@@ -109,20 +121,29 @@ class ModelCard:
                 sample_aug=data.get("sample_aug"),
                 residual_scale=data.get("residual_scale"),
                 upscale=tuple(tuple(float(v) for v in row) for row in upscale) if upscale else None,
+                autoencoder=AutoencoderConfig(**autoencoder) if autoencoder else None,
             )
         except (TypeError, ValueError, IndexError) as exc:
             raise VdlibError(f"{where}: invalid model config ({exc})") from None
 
 
-def save_model(model: UNet3D, card: ModelCard, folder: str | Path) -> Path:
-    """Write ``model.safetensors`` and the card as ``config.json`` into ``folder``, atomically."""
+def save_model(
+    model: UNet3D, card: ModelCard, folder: str | Path, autoencoder: FrameAutoencoder | None = None
+) -> Path:
+    """Write ``model.safetensors`` and the card as ``config.json`` into ``folder``, atomically; a
+    latent base model's ``autoencoder`` beside them, so the folder renders on its own."""
     if card.unet != model.cfg:
         raise ValueError("the card's network config is not the model's")
+    if card.autoencoder != (autoencoder.cfg if autoencoder is not None else None):
+        raise ValueError("the card's autoencoder config is not the autoencoder's")
     folder = Path(folder)
     with atomic_output(folder) as tmp:
         tmp.mkdir(parents=True)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, tmp / WEIGHTS_FILE)
+        if autoencoder is not None:
+            coder = {k: v.detach().cpu().contiguous() for k, v in autoencoder.state_dict().items()}
+            save_file(coder, tmp / AUTOENCODER_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(card.to_json(), indent=2) + "\n")
     return folder
 
@@ -156,3 +177,20 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
         raise VdlibError(f"{folder / WEIGHTS_FILE}: weights do not match {CONFIG_FILE} ({detail})")
     model.load_state_dict(state)
     return model.to(device).eval(), card
+
+
+def load_model_autoencoder(
+    folder: str | Path, card: ModelCard, device: str | torch.device = "cpu"
+) -> FrameAutoencoder | None:
+    """The autoencoder a latent base model's folder holds beside its network (None for others)."""
+    if card.autoencoder is None:
+        return None
+    path = Path(folder) / AUTOENCODER_FILE
+    if not path.is_file():
+        raise VdlibError(f"{folder}: a latent base model without its {AUTOENCODER_FILE}; retrain it")
+    coder = FrameAutoencoder(card.autoencoder)
+    try:
+        coder.load_state_dict(load_file(path))
+    except RuntimeError:
+        raise VdlibError(f"{path}: weights do not match the autoencoder in {CONFIG_FILE}") from None
+    return coder.to(device).eval()

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from vdlib.core.randomness import Stream, step_generator
 from vdlib.data.frames import ClipWindows, FrameStore
 from vdlib.labels.pose import mirror_keypoints
+from vdlib.models.autoencoder import FrameAutoencoder
 from vdlib.models.upscale import Shape, Upscale, half, resize_clip, to_model_range
 
 BILINEAR = Upscale()
@@ -34,6 +35,7 @@ class BatchSpec:
     upscale: Upscale = BILINEAR  # upsampler: how the low-res clip is brought back up
     zoom: float = 0.0  # base: each clip cut to a random box up to 1 + zoom times smaller, scaled back
     keypoints: bool = False  # the labels are pose keypoints: flips mirror them, zooms move them
+    autoencoder: FrameAutoencoder | None = None  # a latent base model: clips are its latents of the frames
 
 
 KEEP_BYTES = 512 * 2**20  # a training process keeps its model's frames in memory up to this size
@@ -41,7 +43,8 @@ KEEP_BYTES = 512 * 2**20  # a training process keeps its model's frames in memor
 
 class ModelFrames:
     """The stored frames as one model reads them: resized to its size and, for an upsampler, its
-    low-res input (area-shrunk to half size, brought back up by its upscale), in [-1, 1].
+    low-res input (area-shrunk to half size, brought back up by its upscale), in [-1, 1]; for a latent
+    base model, the autoencoder's latents of the resized frames.
 
     Each frame is made alone, so making the frames a batch asks for, or making the whole store once
     and keeping it (when it takes at most ``keep_bytes``), gives the same numbers. Keeping them saves
@@ -51,31 +54,39 @@ class ModelFrames:
     def __init__(self, store: FrameStore, spec: BatchSpec, keep_bytes: int = 0) -> None:
         self.store, self.spec = store, spec
         self.kept: dict[str, torch.Tensor] | None = None
-        per_frame = 3 * spec.shape[0] * spec.shape[1] * 4 * (2 if spec.lowres else 1)
+        channels, factor = 3, 1
+        if spec.autoencoder is not None:
+            channels, factor = spec.autoencoder.cfg.latent_channels, spec.autoencoder.cfg.factor
+        per_frame = channels * spec.shape[0] * spec.shape[1] // factor**2 * 4 * (2 if spec.lowres else 1)
         count = len(store.frames)
         if keep_bytes and per_frame * count <= keep_bytes:
             self.kept = {}
             for start in range(0, count, 256):  # in chunks: the 128 px float frames of a long video are large
                 rows = np.arange(start, min(start + 256, count))
                 for key, made in self.make(rows).items():
-                    self.kept.setdefault(key, torch.empty(3, count, *made.shape[-2:]))[:, rows] = made
+                    kept = self.kept.setdefault(key, torch.empty(made.shape[0], count, *made.shape[-2:]))
+                    kept[:, rows] = made
 
     def make(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """The frames ``rows`` (N,): ``clip`` and maybe ``lowres``, each (3, N, height, width)."""
+        """The frames ``rows`` (N,): ``clip`` and maybe ``lowres``, each (C, N, height, width): 3
+        channels of pixels, or a latent base model's latent channels at its latents' size."""
         frames = to_model_range(self.store.frames[rows])
         shape = self.spec.shape
         out = {"clip": resize_clip(frames, shape)}
+        if self.spec.autoencoder is not None:
+            with torch.no_grad():
+                out["clip"] = self.spec.autoencoder.encode(out["clip"].transpose(0, 1)).transpose(0, 1)
         if self.spec.lowres:
             out["lowres"] = self.spec.upscale(resize_clip(frames, half(shape)), shape)
         return out
 
     def clips(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """Clips of the frames ``rows`` (B, X): ``clip`` and maybe ``lowres``, each (B, 3, X, H, W)."""
+        """Clips of the frames ``rows`` (B, X): ``clip`` and maybe ``lowres``, each (B, C, X, H, W)."""
         flat = rows.reshape(-1)
         made = {key: v[:, flat] for key, v in self.kept.items()} if self.kept is not None else self.make(flat)
-        shape = self.spec.shape
         return {
-            key: v.reshape(3, *rows.shape, *shape).transpose(0, 1).contiguous() for key, v in made.items()
+            key: v.reshape(v.shape[0], *rows.shape, *v.shape[-2:]).transpose(0, 1).contiguous()
+            for key, v in made.items()
         }
 
 

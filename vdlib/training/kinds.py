@@ -11,6 +11,7 @@ import numpy as np
 
 from vdlib.config import BaseConfig, ModelTrainConfig, UpsamplerConfig
 from vdlib.data.frames import ClipWindows, FrameStore, evenly_spaced
+from vdlib.models.autoencoder import FrameAutoencoder
 from vdlib.models.lowres import Residual
 from vdlib.models.unet import UNetConfig
 from vdlib.models.upscale import Shape, Upscale, fit_upscale
@@ -60,21 +61,27 @@ class ModelKind(Protocol):
 
 @dataclass(frozen=True)
 class BaseKind:
-    """The base model: clips from noise, labels (and pose keypoint maps) as its conditioning."""
+    """The base model: clips from noise, labels (and pose keypoint maps) as its conditioning; with an
+    autoencoder, clips of its latents of the frames."""
 
     cfg: BaseConfig
+    autoencoder: FrameAutoencoder | None = None
     section: str = "base"
     memory_hint: str = "base.batch or base.window"
 
     def unet_config(self, cond_dim: int, label_kind: str) -> UNetConfig:
         maps = cond_dim // 3 if label_kind == "pose" and self.cfg.keypoint_maps else 0  # (x, y, conf) each
         label_maps = label_kind == "timestamps" and self.cfg.label_maps
+        channels = self.autoencoder.cfg.latent_channels if self.autoencoder is not None else 3
         return UNetConfig(
-            **asdict(self.cfg.model), cond_dim=cond_dim, keypoint_maps=maps, label_maps=label_maps
-        )
+            **asdict(self.cfg.model), image_channels=channels, cond_dim=cond_dim, keypoint_maps=maps,
+            label_maps=label_maps,
+        )  # fmt: skip
 
     def batch_spec(self, shape: Shape, label_kind: str, upscale: Upscale) -> BatchSpec:
-        return _batch_spec(self.cfg, shape, label_kind, upscale, zoom=self.cfg.zoom)
+        return _batch_spec(
+            self.cfg, shape, label_kind, upscale, zoom=self.cfg.zoom, autoencoder=self.autoencoder
+        )
 
     def upscale(self, store: FrameStore, windows: ClipWindows, shape: Shape) -> Upscale:
         return Upscale()
@@ -152,9 +159,10 @@ def _batch_spec(
                      keypoints=label_kind == "pose", **kind)  # fmt: skip
 
 
-def kind_of(cfg: ModelTrainConfig, size: int) -> ModelKind:
-    """The kind of model ``cfg`` trains, making frames whose shorter side is ``size``."""
-    return UpsamplerKind(cfg, size) if isinstance(cfg, UpsamplerConfig) else BaseKind(cfg)
+def kind_of(cfg: ModelTrainConfig, size: int, autoencoder: FrameAutoencoder | None = None) -> ModelKind:
+    """The kind of model ``cfg`` trains, making frames whose shorter side is ``size`` (a base model
+    with ``autoencoder``: its latents of them)."""
+    return UpsamplerKind(cfg, size) if isinstance(cfg, UpsamplerConfig) else BaseKind(cfg, autoencoder)
 
 
 def measure_residual_scale(

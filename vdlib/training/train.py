@@ -13,6 +13,7 @@ stage's outputs are the EMA weights in ``models/<name>/`` and the logs in ``repo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -20,6 +21,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,8 @@ import torch.nn.functional as F  # noqa: N812
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
-from vdlib.config import ModelTrainConfig, TrainConfig
-from vdlib.core.common import VdlibError, atomic_output, progress
+from vdlib.config import AutoencoderParams, ModelTrainConfig, TrainConfig
+from vdlib.core.common import VdlibError, atomic_output, progress, write_json, write_not_trained
 from vdlib.core.cores import share_cores
 from vdlib.core.randomness import Stream, device_generator, step_generator
 from vdlib.data.frames import ClipWindows, FrameStore, evenly_spaced
@@ -39,6 +41,8 @@ from vdlib.data.video import write_gif
 from vdlib.device import autocast, ddp_backend, out_of_memory_hint, resolve_device, resolve_precision
 from vdlib.generation.cascade import CascadeModel, run_model
 from vdlib.labels import Labels, read_labels
+from vdlib.models.autoencoder import WEIGHTS_FILE as AUTOENCODER_WEIGHTS
+from vdlib.models.autoencoder import FrameAutoencoder, load_autoencoder
 from vdlib.models.card import ModelCard, save_model
 from vdlib.models.diffusion import Diffusion
 from vdlib.models.lowres import Residual, lowres_inputs
@@ -68,11 +72,17 @@ class TrainJob:
     model_out: Path
     report_dir: Path
     resume_root: Path = RESUME_ROOT
+    autoencoder_dir: Path | None = None  # base model: the train_autoencoder stage's folder
+
+    @cached_property
+    def autoencoder(self) -> FrameAutoencoder | None:
+        """The autoencoder whose latents a base model diffuses; None: it diffuses pixels."""
+        return load_autoencoder(self.autoencoder_dir) if self.autoencoder_dir is not None else None
 
     @property
     def kind(self) -> ModelKind:
         """What this model trains differently from the other kind."""
-        return kind_of(self.cfg, self.size)
+        return kind_of(self.cfg, self.size, self.autoencoder)
 
     @property
     def prefix(self) -> str:
@@ -85,7 +95,7 @@ class TrainJob:
 # --------------------------------------------------------------------------------------------------
 
 
-def lr_at(step: int, cfg: ModelTrainConfig) -> float:
+def lr_at(step: int, cfg: ModelTrainConfig | AutoencoderParams) -> float:
     """Linear warm-up, then cosine decay to a tenth of ``cfg.lr`` at the last step."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -259,12 +269,18 @@ class JobData:
                 "raise extract.resolution"
             )
         shape = store.shape_at(job.size, job.name)
-        step = cfg.model.size_multiple
+        factor = job.autoencoder.cfg.factor if job.autoencoder is not None else 1
+        step = cfg.model.size_multiple * factor
         if shape[0] % step or shape[1] % step:
+            latents = (
+                f", {factor} times the network's ({cfg.model.size_multiple}) for latents"
+                if factor > 1
+                else ""
+            )
             raise VdlibError(
                 f"{job.prefix}.model.mults: {job.name} frames of {shape[0]}x{shape[1]} (height x width, at "
-                f"the stored frames' aspect) must be multiples of {step} (2 ^ levels-1); use fewer levels, "
-                "or a size that is a multiple of 8 times that"
+                f"the stored frames' aspect) must be multiples of {step} (2 ^ levels-1{latents}); use fewer "
+                "levels, or a size that is a multiple of 8 times that"
             )
         windows = ClipWindows.for_store(store, cfg.window, cfg.skip, job.train.val_fraction)
         windows.check(str(job.frames), job.prefix)
@@ -285,7 +301,8 @@ class JobData:
                 f"frames of another aspect ({store.shape[0]}x{store.shape[1]}); retrain it on these frames"
             )
         lowres, crop = model.card.unet.lowres, model.card.crop
-        spec = BatchSpec(model.shape, VAL_CLIPS, False, lowres=lowres, crop=crop, upscale=model.upscale)
+        spec = BatchSpec(model.shape, VAL_CLIPS, False, lowres=lowres, crop=crop, upscale=model.upscale,
+                         autoencoder=model.autoencoder)  # fmt: skip
         return cls(store, labels, windows, spec, model.residual)
 
     def validation(
@@ -308,7 +325,8 @@ class JobData:
 # --------------------------------------------------------------------------------------------------
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """The sha256 of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -324,18 +342,26 @@ def resume_dir(job: TrainJob) -> Path:
             {"cfg": asdict(job.cfg), "train": asdict(job.train), "size": job.size}, sort_keys=True
         ).encode()
     )
-    h.update(_file_digest(job.frames / "index.parquet").encode())
+    h.update(file_digest(job.frames / "index.parquet").encode())
     h.update(str((job.frames / "frames.npy").stat().st_size).encode())
-    h.update(_file_digest(job.labels).encode())
+    h.update(file_digest(job.labels).encode())
+    if job.autoencoder is not None:  # latents of another autoencoder are other training data
+        h.update(file_digest(job.autoencoder_dir / AUTOENCODER_WEIGHTS).encode())
     return job.resume_root / f"{job.name}-{h.hexdigest()[:16]}"
 
 
 def save_state(
-    folder: Path, model: UNet3D, ema: EMA, opt: torch.optim.Optimizer, step: int, history: list
+    folder: Path,
+    model: torch.nn.Module,
+    ema: EMA | None,
+    opt: torch.optim.Optimizer,
+    step: int,
+    history: list,
 ) -> None:
     """Write the resumable state atomically: a kill mid-write leaves the previous state intact."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.cpu().contiguous() for k, v in ema.shadow.items()})
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.cpu().contiguous() for k, v in ema.shadow.items()})
     opt_state = opt.state_dict()
     for idx, state in opt_state["state"].items():
         for key, value in state.items():
@@ -347,12 +373,15 @@ def save_state(
         (tmp / "state.json").write_text(json.dumps(meta))
 
 
-def load_state(folder: Path, model: UNet3D, ema: EMA, opt: torch.optim.Optimizer) -> tuple[int, list]:
+def load_state(
+    folder: Path, model: torch.nn.Module, ema: EMA | None, opt: torch.optim.Optimizer
+) -> tuple[int, list]:
     """Restore what :func:`save_state` wrote; returns (step, metric history)."""
     tensors = load_file(folder / "state" / "state.safetensors")
     meta = json.loads((folder / "state" / "state.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.shadow = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    if ema is not None:
+        ema.shadow = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     opt_state: dict[str, Any] = {"state": {}, "param_groups": meta["param_groups"]}
     for key, value in tensors.items():
         if key.startswith("opt."):
@@ -453,18 +482,23 @@ class Trainee:
 
 def random_training(
     cfg: ModelTrainConfig, shape: tuple[int, int], cond_dim: int, label_kind: str, device: torch.device,
-    precision: torch.dtype | None,
+    precision: torch.dtype | None, channels: int = 3,
 ) -> tuple[Trainee, dict[str, torch.Tensor]]:  # fmt: skip
-    """A fresh network of ``cfg``'s kind making frames of ``shape``, and one batch of random clips as
-    its training batches are shaped (crops, low-res input): what ``vdlib init``'s speed probe and
-    the GPU benchmark time ``Trainee.step`` on."""
+    """A fresh network of ``cfg``'s kind making frames of ``shape`` with ``channels`` channels (a latent
+    base model: its latents' shape and channels), and one batch of random clips as its training
+    batches are shaped (crops, low-res input): what ``vdlib init``'s speed probe and the GPU benchmark
+    time ``Trainee.step`` on."""
     torch.manual_seed(0)
     kind = kind_of(cfg, min(shape))
     spec = kind.batch_spec(shape, label_kind, Upscale())
-    trainee = Trainee.new(cfg, kind.unet_config(cond_dim, label_kind), Residual(), device, precision)
+    unet = dataclasses.replace(kind.unet_config(cond_dim, label_kind), image_channels=channels)
+    trainee = Trainee.new(cfg, unet, Residual(), device, precision)
     if spec.crop:
         shape = (min(spec.crop, shape[0]), min(spec.crop, shape[1]))
-    clip = torch.rand(cfg.batch, 3, cfg.frames, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    clip = (
+        torch.rand(cfg.batch, channels, cfg.frames, *shape, generator=torch.Generator().manual_seed(0)) * 2
+        - 1
+    )
     batch = {"clip": clip, "cond": torch.zeros(cfg.batch, cfg.frames, cond_dim)}
     if spec.lowres:
         batch["lowres"] = clip.clone()
@@ -612,7 +646,9 @@ def finish_run(run: Run, log: TrainLog | None, val_loss: float) -> dict[str, flo
         _check_ranks_agree(final, run.job.name, run.rank, run.world)
     if log is not None:
         write_sample(run.job, run.data, final, run.step, run.device)
-        save_model(final, model_card(run.job, run.data, final.cfg), run.job.model_out)
+        save_model(
+            final, model_card(run.job, run.data, final.cfg), run.job.model_out, run.data.spec.autoencoder
+        )
         log.end()
         shutil.rmtree(run.state_dir, ignore_errors=True)
     if run.world > 1:
@@ -621,9 +657,24 @@ def finish_run(run: Run, log: TrainLog | None, val_loss: float) -> dict[str, flo
     return {"val_loss": val_loss, "params": float(run.param_count), "steps": float(run.step)}
 
 
+def write_no_training(model_out: Path, report_dir: Path, reason: str, *image_dirs: str) -> dict[str, float]:
+    """What a training stage writes when it trains nothing (``reason``): a model folder saying so,
+    metrics of 0 steps and the plots dvc.yaml declares, empty (a loss table of no steps)."""
+    write_not_trained(model_out, reason)
+    loss = report_dir / "plots" / "metrics" / "train" / "loss.tsv"
+    loss.parent.mkdir(parents=True, exist_ok=True)
+    loss.write_text("step\tloss\n")
+    for folder in image_dirs:
+        (report_dir / folder).mkdir(parents=True, exist_ok=True)
+    write_json({"steps": 0}, report_dir / "metrics.json")
+    return {"steps": 0.0}
+
+
 def train_model(job: TrainJob) -> dict[str, float]:
     """Train one model; returns its final metrics. Resumes from ``.vdlib/resume`` when it can. A GPU
     that runs out of memory stops it with one line naming the params to lower."""
+    if not job.cfg.steps:  # upsampler.steps: 0 (a base model that already makes the frames)
+        return write_no_training(job.model_out, job.report_dir, f"{job.prefix}.steps is 0", "samples")
     kept = "the last checkpoint is kept, and a re-run with the same params resumes from it"
     with out_of_memory_hint(f"train {job.name}", job.kind.memory_hint, kept):
         return _train(job)
@@ -689,6 +740,7 @@ def model_card(job: TrainJob, data: JobData, unet: UNetConfig) -> ModelCard:
         crop=data.spec.crop,
         label_kind=labels.kind,
         label_names=tuple(labels.names),
+        autoencoder=data.spec.autoencoder.cfg if data.spec.autoencoder is not None else None,
         **job.kind.card_fields(data.residual, data.spec.upscale),
     )
 
@@ -705,7 +757,7 @@ def sample_clip(
     lowres = resize_clip(stored, half(data.spec.shape)) if data.spec.lowres else None
     cond = data.labels.cond[row][None] if data.labels.dim else None
     as_rendered = CascadeModel(job.model_out, model, model_card(job, data, model.cfg), SAMPLE_SETTINGS,
-                               "training samples")  # fmt: skip
+                               "training samples", data.spec.autoencoder)  # fmt: skip
     made = run_model(as_rendered, 0, cond, len(row), [job.train.seed], device, lowres)
     return real, made.clip
 
@@ -727,8 +779,10 @@ def train_job_from_params(
     report_dir: str | Path,
     size: str | int | None = None,
     params_file: str | Path = "params.yaml",
+    autoencoder: str | Path | None = None,
 ) -> TrainJob:
-    """The :class:`TrainJob` for ``base`` or ``upsampler`` (with its output ``size``) from params.yaml."""
+    """The :class:`TrainJob` for ``base`` (diffusing the latents of the ``autoencoder`` folder's model,
+    when it holds one) or ``upsampler`` (with its output ``size``) from params.yaml."""
     from vdlib.config import load_section
 
     paths = {
@@ -740,7 +794,8 @@ def train_job_from_params(
     train = load_section("train", params_file)
     if kind == "base":
         cfg = load_section("base", params_file)
-        return TrainJob("base", cfg, train, cfg.resolution, **paths)
+        coder = Path(autoencoder) if autoencoder is not None else None
+        return TrainJob("base", cfg, train, cfg.resolution, **paths, autoencoder_dir=coder)
     if kind != "upsampler":
         raise VdlibError(f"train: expected 'base' or 'upsampler', got {kind!r}")
     try:
