@@ -80,19 +80,16 @@ class CascadeModel:
 
     def to_network(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames (B, 3, T, H, W) as its network reads them: themselves, or their latents."""
-        if self.autoencoder is None:
-            return frames
-        coder = self.autoencoder
-        with torch.no_grad():
-            return framewise(frames.to(coder.latent_mean.device), coder.encode).to(frames.device)
+        return frames if self.autoencoder is None else self._per_frame(frames, self.autoencoder.encode)
 
     def from_network(self, made: torch.Tensor) -> torch.Tensor:
         """Frames (B, 3, T, H, W) in [-1, 1] of what its network made: itself, or its latents decoded."""
-        if self.autoencoder is None:
-            return made
-        coder = self.autoencoder
+        return made if self.autoencoder is None else self._per_frame(made, self.autoencoder.decode)
+
+    def _per_frame(self, clip: torch.Tensor, code: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``code`` (the autoencoder's encoder or decoder) over every frame of ``clip``, on its device."""
         with torch.no_grad():
-            return framewise(made.to(coder.latent_mean.device), coder.decode).to(made.device)
+            return framewise(clip.to(self.autoencoder.latent_mean.device), code).to(clip.device)
 
     @property
     def residual(self) -> Residual:

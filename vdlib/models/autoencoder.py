@@ -140,10 +140,18 @@ def load_autoencoder(folder: str | Path, device: str | torch.device = "cpu") -> 
         cfg = AutoencoderConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
         raise VdlibError(f"{folder / CONFIG_FILE}: invalid autoencoder config ({exc})") from None
+    return load_weights(cfg, folder / WEIGHTS_FILE, CONFIG_FILE, device)
+
+
+def load_weights(
+    cfg: AutoencoderConfig, path: Path, config_file: str, device: str | torch.device = "cpu"
+) -> FrameAutoencoder:
+    """An autoencoder of ``cfg`` holding the weights in ``path``, in eval mode; one line naming
+    ``config_file`` (where ``cfg`` came from) when they do not fit it."""
     model = FrameAutoencoder(cfg)
     try:
-        model.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        model.load_state_dict(load_file(path))
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise VdlibError(f"{folder / WEIGHTS_FILE}: weights do not match {CONFIG_FILE} ({first})") from None
+        raise VdlibError(f"{path}: weights do not match {config_file} ({first})") from None
     return model.to(device).eval()

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vdlib.core.common import VdlibError, atomic_output
-from vdlib.models.autoencoder import AutoencoderConfig, FrameAutoencoder
+from vdlib.models.autoencoder import AutoencoderConfig, FrameAutoencoder, load_weights
 from vdlib.models.schedule import DiffusionConfig
 from vdlib.models.unet import UNet3D, UNetConfig
 
@@ -188,9 +188,4 @@ def load_model_autoencoder(
     path = Path(folder) / AUTOENCODER_FILE
     if not path.is_file():
         raise VdlibError(f"{folder}: a latent base model without its {AUTOENCODER_FILE}; retrain it")
-    coder = FrameAutoencoder(card.autoencoder)
-    try:
-        coder.load_state_dict(load_file(path))
-    except RuntimeError:
-        raise VdlibError(f"{path}: weights do not match the autoencoder in {CONFIG_FILE}") from None
-    return coder.to(device).eval()
+    return load_weights(card.autoencoder, path, f"the autoencoder in {CONFIG_FILE}", device)
