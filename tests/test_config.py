@@ -97,6 +97,8 @@ def test_nested_section():
         ("extract", {"sizee": 64}, "extract.sizee: unknown key (valid keys: allow_partial, aspect, end, fps"),
         ("extract", {"size": 64}, "extract.size: renamed extract.resolution (DVC's run cache ignores"),
         ("base", {"size": 64}, "base.size: renamed base.resolution"),
+        ("base", {"keypoint_maps": False}, "base.keypoint_maps: renamed base.pose_input (true is maps"),
+        ("base", {"pose_input": "image"}, "base.pose_input: expected maps | skeleton | vector, got 'image'"),
         ("extract", {"start": 5, "end": 2}, "extract.end: expected null or seconds after extract.start"),
         ("extract", {"aspect": "wide"}, "extract.aspect: expected keep | pad | crop, got 'wide'"),
         ("extract", {"aspect": "keep", "resolution": 100}, "extract.resolution: expected a multiple of 8"),

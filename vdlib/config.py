@@ -152,6 +152,9 @@ class PoseConfig:
 
 
 LABEL_KINDS = ("none", "timestamps", "pose")
+# base.pose_input: pose labels also given as a Gaussian map per keypoint (input channels), as a
+# skeleton image read by a pose encoder, or through their embedding alone
+POSE_INPUTS = ("maps", "skeleton", "vector")
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,7 @@ class BaseConfig(ModelTrainConfig):
         default_factory=lambda: ModelParams(channels=24, temporal_conv=True, temporal_attn_levels=[1, 2])
     )
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(min_snr_gamma=5.0))
-    keypoint_maps: bool = True  # pose labels also drawn as one map per keypoint, extra input channels
+    pose_input: str = "maps"  # how pose labels reach the network besides their embedding (POSE_INPUTS)
     label_maps: bool = False  # timestamp labels also given as constant input channels, one per label
     zoom: float = 0.0  # clips cut to a random box up to 1 + zoom times smaller and scaled back; 0 = none
 
@@ -342,6 +345,8 @@ class BaseConfig(ModelTrainConfig):
         super().validate(where, prefix)
         if not 0.0 <= self.zoom <= 1.0:
             fail(where, f"{prefix}.zoom", "a share in [0, 1] (0 = no zoom)", self.zoom)
+        if self.pose_input not in POSE_INPUTS:
+            fail(where, f"{prefix}.pose_input", " | ".join(POSE_INPUTS), self.pose_input)
         step = self.model.size_multiple
         if self.resolution < 8 or self.resolution % step:
             expected = f"a multiple of {step} (2 ^ levels-1), >= 8"
@@ -615,7 +620,12 @@ def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
 
 
 # Params renamed since a release: the old name gets a one-line pointer to the new one.
-RENAMED = {"extract.size": "extract.resolution", "base.size": "base.resolution"}
+# old key: (new key, why)
+RENAMED = {
+    "extract.size": ("extract.resolution", "DVC's run cache ignores params named size"),
+    "base.size": ("base.resolution", "DVC's run cache ignores params named size"),
+    "base.keypoint_maps": ("base.pose_input", "true is maps, false is vector; skeleton is new"),
+}
 
 
 def _build(cls: type[T], data: Any, where: str, prefix: str) -> T:
@@ -628,8 +638,8 @@ def _build(cls: type[T], data: Any, where: str, prefix: str) -> T:
     unknown = sorted(set(data) - fields)
     if unknown and f"{prefix}.{unknown[0]}" in RENAMED:
         old = f"{prefix}.{unknown[0]}"
-        why = "DVC's run cache ignores params named size"
-        raise ConfigError(f"{where}: {old}: renamed {RENAMED[old]} ({why})")
+        new, why = RENAMED[old]
+        raise ConfigError(f"{where}: {old}: renamed {new} ({why})")
     if unknown:
         raise ConfigError(
             f"{where}: {prefix}.{unknown[0]}: unknown key (valid keys: {', '.join(sorted(fields))})"

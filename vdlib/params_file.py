@@ -118,7 +118,7 @@ KEY_DOCS: dict[type, dict[str, str]] = {
         "image_prob": "clips of unrelated frames, temporal attention off (joint image-video training)",
         "flip": "random left-right flips, pose keypoints mirrored",
         "zoom": "clips cut to a random box up to 1 + zoom times smaller; 0 = none",
-        "keypoint_maps": "pose labels also given as one Gaussian map per keypoint",
+        "pose_input": "pose labels also given as maps (one per keypoint), skeleton (drawn) or vector",
         "label_maps": "timestamp labels also given as constant input channels, one per label",
         "model": "",
         "diffusion": "",

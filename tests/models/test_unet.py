@@ -251,6 +251,47 @@ def test_a_moved_keypoint_changes_the_output_and_dropped_poses_are_no_labels():
     assert torch.allclose(dropped, none)
 
 
+def test_the_skeleton_is_drawn_along_each_limb_and_at_each_joint():
+    model = UNet3D(tiny_unet(cond_dim=9, keypoint_maps=3, skeleton=[[0, 1], [1, 2]]))
+    cond = torch.zeros(1, 2, 9)
+    # frame 0: a horizontal limb along row 4 from column 2 to 12, then one down column 12 to row 14
+    pixel = lambda v: (v + 0.5) / 16  # noqa: E731
+    cond[0, 0] = torch.tensor([pixel(2), pixel(4), 1.0, pixel(12), pixel(4), 1.0, pixel(12), pixel(14), 0.5])
+    cond[0, 1, :3] = torch.tensor([pixel(8), pixel(8), 1.0])  # frame 1: one joint seen, no limb
+    drawn = model.skeleton_image(cond, None, 1, 2, 16, 16)
+    assert drawn.shape == (2, 2 + 3, 16, 16)  # (B F, limbs + joints, H, W)
+    first = drawn[0, 0]
+    assert torch.allclose(first[4, 2:13], torch.ones(11)) and first[4, 0] < 0.5 and first[10, 7] < 1e-3
+    assert torch.allclose(drawn[0, 1, 4:15, 12], torch.full((11,), 0.5))  # weighted by the lower confidence
+    assert divmod(int(drawn[0, 2 + 2].argmax()), 16) == (14, 12)  # the third joint's peak: row 14, column 12
+    assert drawn[1, :2].abs().max() == 0 and drawn[1, 2].max() > 0.9  # an unseen end draws no limb
+    assert model.skeleton_image(cond, torch.tensor([False]), 1, 2, 16, 16).abs().max() == 0  # dropped labels
+    assert model.skeleton_image(None, None, 1, 2, 16, 16).shape == (2, 5, 16, 16)
+
+
+def test_a_pose_encoder_starts_at_zero_and_a_moved_keypoint_then_changes_the_output():
+    cfg = tiny_unet(cond_dim=6, keypoint_maps=2, skeleton=[[0, 1]])
+    x, t = torch.randn(1, 3, 4, 16, 16), torch.tensor([500])
+    cond = torch.tensor([[[0.2, 0.2, 1.0, 0.8, 0.8, 1.0]] * 4])
+    moved = cond.clone()
+    moved[0, 1, 0] = 0.7
+    fresh = UNet3D(cfg)
+    assert all(p.abs().max() == 0 for p in fresh.pose_encoder[-1].parameters())  # adds nothing at first
+    model = randomize(fresh)
+    with torch.no_grad():
+        out = model(x, t, cond=cond, cond_mask=torch.tensor([True]))
+        out_moved = model(x, t, cond=moved, cond_mask=torch.tensor([True]))
+    assert (out - out_moved)[:, :, 1].abs().max() > 1e-3
+    with torch.no_grad():  # a sampler's features made once give what the network makes itself
+        features = model.pose_features(cond, torch.tensor([True]), 1, 4, 16, 16)
+        given = model(x, t, cond=cond, cond_mask=torch.tensor([True]), pose_features=features)
+    assert torch.equal(given, out)
+    model(x, t, cond=cond, cond_mask=torch.tensor([True])).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().max() > 0 for p in model.pose_encoder.parameters())
+    with pytest.raises(ValueError, match="a skeleton joins keypoints 0 to 1"):
+        UNet3D(tiny_unet(cond_dim=6, keypoint_maps=2, skeleton=[[0, 2]]))
+
+
 def test_label_maps_reach_the_input_and_dropped_labels_are_zeros():
     """With ``label_maps``, the labels steer the output through the input convolution alone (the
     embedding path cut off), and a dropped label is the same input as no labels."""

@@ -353,10 +353,13 @@ def test_a_killed_process_stops_the_job_with_one_line_and_a_rerun_resumes(tiny_d
 
 def test_pose_labels_are_drawn_as_maps_for_the_base_model_only():
     base, up = section_from_dict("base", {}), section_from_dict("upsampler", {})
-    assert kind_of(base, 32).unet_config(51, "pose").keypoint_maps == 17  # 17 keypoints (x, y, confidence)
+    maps = kind_of(base, 32).unet_config(51, "pose")
+    assert maps.keypoint_maps == 17 and not maps.skeleton  # 17 keypoints (x, y, confidence)
     assert kind_of(base, 32).unet_config(6, "timestamps").keypoint_maps == 0
-    no_maps = section_from_dict("base", {"keypoint_maps": False})
+    no_maps = section_from_dict("base", {"pose_input": "vector"})
     assert kind_of(no_maps, 32).unet_config(51, "pose").keypoint_maps == 0
+    skeleton = kind_of(section_from_dict("base", {"pose_input": "skeleton"}), 32).unet_config(51, "pose")
+    assert skeleton.keypoint_maps == 17 and len(skeleton.skeleton) == 19  # COCO's limbs
     assert (
         kind_of(up, 64).unet_config(51, "pose").keypoint_maps == 0
     )  # trained on crops: its low-res input places things

@@ -271,15 +271,21 @@ def _denoiser(
             given_["lowres_modulation"] = model.net.lowres_modulation(given_["lowres"])
         return labels, given_
 
+    pose: dict[tuple[int, tuple[bool, ...] | None], torch.Tensor] = {}  # a skeleton's features, by labels
+
     def denoise(x: torch.Tensor, t: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
         repeat = x.shape[0] // batch
         if repeat not in batched:
             batched[repeat] = window_inputs(repeat)
         labels, given_ = batched[repeat]
-        out = model.net(
-            windows.split(x, 2), windows.repeat(t), cond=None if labelled is None else labels,
-            cond_mask=None if labelled is None else windows.repeat(labelled), **given_,
-        )  # fmt: skip
+        noisy = windows.split(x, 2)
+        cond_, mask = (None, None) if labelled is None else (labels, windows.repeat(labelled))
+        if model.net.cfg.skeleton:  # the same at every step for the same labels
+            key = (repeat, None if mask is None else tuple(mask.tolist()))
+            if key not in pose:
+                pose[key] = model.net.pose_features(cond_, mask, *noisy.shape[:1], *noisy.shape[2:])
+            given_ = {**given_, "pose_features": pose[key]}
+        out = model.net(noisy, windows.repeat(t), cond=cond_, cond_mask=mask, **given_)
         return windows.merge(out)
 
     return denoise

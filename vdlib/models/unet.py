@@ -12,7 +12,11 @@ level for upsamplers. It scales and shifts each ResNet block's GroupNorm per fra
 Pose-labelled base models can also *see* their labels: with ``keypoint_maps`` K, the label vector's
 K (x, y, confidence) keypoints are drawn as K Gaussian maps at the frame's size (weighted by
 confidence; zeros where labels are dropped) and given as extra input channels, so a convolution
-finds where each body part should be instead of decoding it from an embedding.
+finds where each body part should be instead of decoding it from an embedding. With a ``skeleton``
+(pairs of keypoints joined by a limb) the pose is instead drawn as an image, as the field's pose
+adapters do: one channel per limb (a Gaussian of the distance to the segment) and one per joint, at
+twice the stem's resolution, read by a small strided pose encoder whose last convolution starts at
+zero, its features added to the stem's.
 
 With ``label_maps`` each frame's label vector is also given as ``cond_dim`` constant input channels
 (zeros where labels are dropped), so the first convolution, not only the normalisation layers'
@@ -65,13 +69,15 @@ class UNetConfig:
     mapping_channels: int = 32  # width of the upsampler's mapping network
     temporal_conv: bool = False  # a residual convolution over time after every ResNet block
     temporal_attn_levels: tuple[int, ...] | None = None  # levels with temporal attention; None = all
-    keypoint_maps: int = 0  # cond holds this many (x, y, confidence) keypoints, also drawn as input maps
+    keypoint_maps: int = 0  # cond holds this many (x, y, confidence) keypoints, drawn as maps or a skeleton
     keypoint_sigma: float = 0.03  # their Gaussian's width, a fraction of the frame's side
     patch: int = 1  # pixels per side folded into channels at the input and unfolded at the output
     label_maps: bool = False  # each frame's label vector also given as cond_dim constant input channels
+    skeleton: tuple[tuple[int, int], ...] = ()  # limbs: the keypoints drawn for a pose encoder, not as maps
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mults", tuple(self.mults))
+        object.__setattr__(self, "skeleton", tuple(tuple(limb) for limb in self.skeleton))
         object.__setattr__(self, "spatial_attn_levels", tuple(self.spatial_attn_levels))
         if self.temporal_attn_levels is not None:
             object.__setattr__(self, "temporal_attn_levels", tuple(self.temporal_attn_levels))
@@ -280,10 +286,22 @@ class UNet3D(nn.Module):
             )
         self.null_cond = nn.Parameter(torch.zeros(emb_dim))
         # Input: noisy clip + context frames + context mask (+ low-res clip for upsamplers, + keypoint maps).
-        in_ch = 2 * cfg.image_channels + 1 + (cfg.image_channels if cfg.lowres else 0) + cfg.keypoint_maps
-        in_ch += cfg.cond_dim if cfg.label_maps else 0
+        in_ch = 2 * cfg.image_channels + 1 + (cfg.image_channels if cfg.lowres else 0)
+        in_ch += (0 if cfg.skeleton else cfg.keypoint_maps) + (cfg.cond_dim if cfg.label_maps else 0)
         if cfg.keypoint_maps and 3 * cfg.keypoint_maps > cfg.cond_dim:
             raise ValueError(f"{cfg.keypoint_maps} keypoint maps need cond_dim >= {3 * cfg.keypoint_maps}")
+        if cfg.skeleton:
+            last = cfg.keypoint_maps - 1
+            if last < 0 or max(max(limb) for limb in cfg.skeleton) > last:
+                raise ValueError(f"a skeleton joins keypoints 0 to {last}, got {cfg.skeleton}")
+            drawn = len(cfg.skeleton) + cfg.keypoint_maps
+            self.pose_encoder = nn.Sequential(
+                nn.Conv2d(drawn, ch, 3, stride=2, padding=1), nn.SiLU(),
+                nn.Conv2d(ch, ch, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(ch, ch, 3, padding=1),
+            )  # fmt: skip
+            nn.init.zeros_(self.pose_encoder[-1].weight)
+            nn.init.zeros_(self.pose_encoder[-1].bias)
         if cfg.lowres:
             self.aug_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
             m = cfg.mapping_channels
@@ -392,27 +410,77 @@ class UNet3D(nn.Module):
             emb = emb + self.aug_mlp(sinusoidal(level * 1000.0, ch))[:, None, :]
         return emb
 
+    def _pose_points(
+        self, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, b: int, frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The x, y (in [0, 1] of the frame) and confidence (B, F, K) of the keypoints in ``cond``,
+        confidence zero where ``cond_mask`` is False; None without labels."""
+        if cond is None:
+            return None
+        points = cond[..., : 3 * self.cfg.keypoint_maps].reshape(b, frames, -1, 3).float()
+        px, py, conf = points.unbind(-1)
+        if cond_mask is not None:
+            conf = conf * cond_mask.float()[:, None, None]
+        return px, py, conf
+
     def keypoint_maps(
         self, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, x: torch.Tensor
     ) -> torch.Tensor:
         """(B, K, F, H, W) Gaussian maps of the K keypoints in ``cond`` (B, F, D), for a clip ``x`` (B, C,
         F, H, W); zeros where there are no labels or ``cond_mask`` is False."""
         b, _c, frames, h, w = x.shape
-        k = self.cfg.keypoint_maps
-        if cond is None:
-            return x.new_zeros(b, k, frames, h, w)
-        points = cond[..., : 3 * k].reshape(b, frames, k, 3).to(x.dtype)
-        px, py, conf = points.unbind(-1)  # (B, F, K) each; x and y in [0, 1] of the frame
-        if cond_mask is not None:
-            conf = conf * cond_mask.to(x.dtype)[:, None, None]
+        points = self._pose_points(cond, cond_mask, b, frames)
+        if points is None:
+            return x.new_zeros(b, self.cfg.keypoint_maps, frames, h, w)
+        px, py, conf = points
         scale = -0.5 / self.cfg.keypoint_sigma**2  # sigma: a share of the frame's shorter side
-        xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w
-        ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h
+        xs = (torch.arange(w, device=x.device, dtype=torch.float32) + 0.5) / w
+        ys = (torch.arange(h, device=x.device, dtype=torch.float32) + 0.5) / h
         gx = torch.exp(scale * ((xs - px[..., None]) * (w / min(h, w))) ** 2)  # (B, F, K, W)
         gy = (
             torch.exp(scale * ((ys - py[..., None]) * (h / min(h, w))) ** 2) * conf[..., None]
         )  # (B, F, K, H)
-        return torch.einsum("bfkh,bfkw->bkfhw", gy, gx)
+        return torch.einsum("bfkh,bfkw->bkfhw", gy, gx).to(x.dtype)
+
+    def skeleton_image(
+        self, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, b: int, frames: int, h: int, w: int
+    ) -> torch.Tensor:
+        """((B F), L + K, H, W): the pose in ``cond`` (B, F, D) drawn at H x W, one channel per limb of
+        ``skeleton`` (a Gaussian of each pixel's distance to the segment, weighted by the lower of its
+        two keypoints' confidences) and one per joint (its Gaussian, weighted by its confidence);
+        zeros where there are no labels or ``cond_mask`` is False."""
+        drawn = len(self.cfg.skeleton) + self.cfg.keypoint_maps
+        device = self.null_cond.device
+        points = self._pose_points(cond, cond_mask, b, frames)
+        if points is None:
+            return torch.zeros(b * frames, drawn, h, w, device=device)
+        px, py, conf = (rearrange(p, "b f k -> (b f) k") for p in points)
+        side = min(h, w)  # distances in shares of the shorter side, as the keypoint maps' sigma
+        px, py = px * (w / side), py * (h / side)
+        xs = ((torch.arange(w, device=device, dtype=torch.float32) + 0.5) / side)[None, None, None, :]
+        ys = ((torch.arange(h, device=device, dtype=torch.float32) + 0.5) / side)[None, None, :, None]
+        scale = -0.5 / self.cfg.keypoint_sigma**2
+        joints = torch.exp(scale * ((xs - px[..., None, None]) ** 2 + (ys - py[..., None, None]) ** 2))
+        joints = joints * conf[..., None, None]  # (BF, K, H, W)
+        first, second = (torch.tensor(ends, device=device) for ends in zip(*self.cfg.skeleton, strict=True))
+        ax, ay, bx, by = px[:, first], py[:, first], px[:, second], py[:, second]  # (BF, L) each
+        ax, ay, dx, dy = (v[..., None, None] for v in (ax, ay, bx - ax, by - ay))  # (BF, L, 1, 1)
+        along = ((xs - ax) * dx + (ys - ay) * dy) / (dx**2 + dy**2).clamp_min(1e-8)
+        along = along.clamp(0.0, 1.0)  # the share of the limb to the nearest point on it
+        near_x, near_y = ax + along * dx, ay + along * dy
+        limbs = torch.exp(scale * ((xs - near_x) ** 2 + (ys - near_y) ** 2))
+        limbs = limbs * torch.minimum(conf[:, first], conf[:, second])[..., None, None]  # (BF, L, H, W)
+        return torch.cat([limbs, joints], dim=1)
+
+    def pose_features(
+        self, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, b: int, frames: int, h: int, w: int
+    ) -> torch.Tensor:
+        """((B F), channels, H/patch, W/patch): the pose encoder's features of the skeleton in ``cond``
+        for frames of H x W, added to the stem's. They depend on the labels alone, so a sampler makes
+        them once for all its steps."""
+        size = (2 * h // self.cfg.patch, 2 * w // self.cfg.patch)
+        drawn = self.skeleton_image(cond, cond_mask, b, frames, *size)
+        return self.pose_encoder(drawn.contiguous(memory_format=torch.channels_last))
 
     def label_maps(
         self, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, x: torch.Tensor
@@ -443,7 +511,7 @@ class UNet3D(nn.Module):
             if lowres is None:
                 raise ValueError("an upsampler needs the low-res clip (lowres)")
             inputs.append(lowres)
-        if self.cfg.keypoint_maps:
+        if self.cfg.keypoint_maps and not self.cfg.skeleton:
             inputs.append(self.keypoint_maps(cond, cond_mask, x))
         if self.cfg.label_maps:
             inputs.append(self.label_maps(cond, cond_mask, x))
@@ -462,12 +530,14 @@ class UNet3D(nn.Module):
         aug_level: torch.Tensor | None = None,
         independent: torch.Tensor | None = None,
         lowres_modulation: list[Modulation] | None = None,
+        pose_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, C, F, H, W) noisy clip; timesteps (B,); cond (B, F, D) labels; cond_mask (B,) False =
         use the null embedding; context (B, C, F, H, W) clean frames where context_mask (B, F) is
         True; lowres (B, C, F, H, W) the low-res clip resized to H x W; aug_level (B,) in [0, 1];
         independent (B,) True where the frames are unrelated images (joint image-video training);
-        lowres_modulation: ``self.lowres_modulation(lowres)``, when the caller has it already."""
+        lowres_modulation: ``self.lowres_modulation(lowres)`` and pose_features: ``self.pose_features(cond,
+        cond_mask, ...)``, when the caller has them already."""
         b, _c, frames, h, w = x.shape
         if independent is not None and not bool(independent.any()):
             independent = None  # decided once here, not in every attention layer (a device sync each)
@@ -484,6 +554,10 @@ class UNet3D(nn.Module):
         # reads them without a copy (with the fused modulation below, a CPU training step of the
         # base model 3% and of an upsampler 7% faster).
         h_ = self.stem(stacked.contiguous(memory_format=torch.channels_last))
+        if self.cfg.skeleton:
+            if pose_features is None:
+                pose_features = self.pose_features(cond, cond_mask, b, frames, h, w)
+            h_ = h_ + pose_features.to(h_.dtype)
 
         skips = []
         for i, level in enumerate(self.down):

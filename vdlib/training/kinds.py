@@ -11,6 +11,7 @@ import numpy as np
 
 from vdlib.config import BaseConfig, ModelTrainConfig, UpsamplerConfig
 from vdlib.data.frames import ClipWindows, FrameStore, evenly_spaced
+from vdlib.labels.pose import SKELETON
 from vdlib.models.autoencoder import FrameAutoencoder
 from vdlib.models.lowres import Residual
 from vdlib.models.unet import UNetConfig
@@ -70,12 +71,13 @@ class BaseKind:
     memory_hint: str = "base.batch or base.window"
 
     def unet_config(self, cond_dim: int, label_kind: str) -> UNetConfig:
-        maps = cond_dim // 3 if label_kind == "pose" and self.cfg.keypoint_maps else 0  # (x, y, conf) each
+        pose_input = self.cfg.pose_input if label_kind == "pose" else "vector"
+        maps = cond_dim // 3 if pose_input != "vector" else 0  # (x, y, conf) each
         label_maps = label_kind == "timestamps" and self.cfg.label_maps
         channels = self.autoencoder.cfg.latent_channels if self.autoencoder is not None else 3
         return UNetConfig(
             **asdict(self.cfg.model), image_channels=channels, cond_dim=cond_dim, keypoint_maps=maps,
-            label_maps=label_maps,
+            label_maps=label_maps, skeleton=SKELETON if pose_input == "skeleton" else (),
         )  # fmt: skip
 
     def batch_spec(self, shape: Shape, label_kind: str, upscale: Upscale) -> BatchSpec:
