@@ -12,6 +12,7 @@ from vdlib.init import (
     AUGMENT_ZOOM,
     CLIP_FRAMES,
     GUIDANCE,
+    LATENT_KINDS,
     LATENT_SHARES,
     SHARES,
     TABLE_SHARES,
@@ -86,7 +87,7 @@ def test_the_minutes_are_split_by_measured_step_times_and_both_upsamplers_train_
     shares of :data:`SHARES`; the 128 px upsampler trains as many steps as the 64 px one, but a
     quarter of them with timestamp tables."""
     clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 4)
-    params, reasons = plan_params([str(clip)], ["none"], 2.0)
+    params, reasons = plan_params([str(clip)], ["none"], 2.0, latent=False)
     planned = next(r for r in reasons if r.startswith("base.steps = "))
     base_s, up_s = (float(s) for s in re.findall(r"\(([0-9.]+) s/step", planned))
     base, upsampler = params["base"], params["upsampler"]
@@ -119,3 +120,21 @@ def test_a_latent_base_model_and_its_autoencoder_fill_the_minutes(tmp_path):
     assert (params["upsampler"]["steps"], params["render"]["cascade"]) == (0, 1)
     assert params["base"]["flip"] is False and params["base"]["zoom"] == 0.0
     write_params(params, reasons, tmp_path / "params.yaml")  # validated as the check stage does
+
+
+@pytest.mark.parametrize("labels", [["none"], ["pose"], ["labels/tables/demo.csv"]])
+def test_unlabelled_videos_get_a_latent_base_model_unless_asked_otherwise(tmp_path, labels):
+    """Without --latent or --no-latent the label kind decides (a latent base model for
+    :data:`LATENT_KINDS`); either flag overrides it, and the reasons say which it was."""
+    clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 2)
+
+    def latent(asked):
+        params, reasons = plan_params([str(clip)], labels, 1.0, probe_speed=False, latent=asked)
+        said = [r for r in reasons if "--latent" in r or "--no-latent" in r]
+        assert len(said) == 1 and ("as asked" in said[0]) is (asked is not None)
+        assert ("latents of an autoencoder" in said[0]) is (params["upsampler"]["steps"] == 0)
+        return params["upsampler"]["steps"] == 0 and params["render"]["cascade"] == 1
+
+    kind = plan_params([str(clip)], labels, 1.0, probe_speed=False)[0]["labels"]["kind"]
+    assert latent(None) is (kind in LATENT_KINDS) and (kind == "none") is (kind in LATENT_KINDS)
+    assert latent(True) is True and latent(False) is False

@@ -43,9 +43,13 @@ def evaluate_outputs(project: Path) -> list[Path]:
     return [project / next(iter(entry)) for entry in stage["metrics"] + stage["plots"]]
 
 
-def repro_and_check(project: Path, gifs: list[str]) -> dict:
+CASCADE = ("base", "upsampler_64", "upsampler_128")
+
+
+def repro_and_check(project: Path, gifs: list[str], models: tuple[str, ...] = CASCADE) -> dict:
     """``dvc repro`` the whole pipeline; check the GIFs asked for and every declared evaluate output
-    exist (plot tables at least with their header); return the metrics."""
+    exist (plot tables at least with their header), and that evaluate scored the ``models`` trained;
+    return the metrics."""
     out = dvc(project, "repro")
     assert "Running stage 'evaluate'" in out
     assert "Mean of empty slice" not in out and "RuntimeWarning" not in out
@@ -56,7 +60,7 @@ def repro_and_check(project: Path, gifs: list[str]) -> dict:
         if path.suffix == ".csv":
             assert path.read_text().splitlines()[0].count(",") >= 2
     metrics = json.loads((project / "reports" / "eval" / "metrics.json").read_text())
-    assert set(metrics["val_loss"]) == set(metrics["train_loss"]) == {"base", "upsampler_64", "upsampler_128"}
+    assert set(metrics["val_loss"]) == set(metrics["train_loss"]) == set(models)
     assert_temporal_matches_its_plot(project, metrics)
     realism = metrics["realism"]  # a few training steps make frames unlike the footage: far above 1
     assert realism["ratio"] > 1 and realism["real_heldout_distance"] > 0
@@ -64,17 +68,18 @@ def repro_and_check(project: Path, gifs: list[str]) -> dict:
     # A few training steps make noise that boils; real held-out clips move as the rest of the video.
     temporal = metrics["temporal"]
     assert temporal["motion_distance_real_heldout"] < temporal["motion_distance"]
-    for name in ("upsampler_64", "upsampler_128"):
+    for name in models[1:]:
         assert metrics["upsampler"][name]["bicubic_psnr"] > 10 and metrics["upsampler"][name]["psnr"] > 5
+    assert ("upsampler" in metrics) is (len(models) > 1)
     sampling = metrics["sampling"]
     per_model = sum(m["seconds"] for m in sampling["per_model"].values())
     assert sampling["seconds_per_video"] == pytest.approx(per_model, abs=0.01) and per_model > 0
     return metrics
 
 
-def assert_outputs_have_shape(project: Path, shape: tuple[int, int]) -> None:
+def assert_outputs_have_shape(project: Path, shape: tuple[int, int], models: int = 3) -> None:
     """Every GIF, generated frame and contact sheet tile of the run, and the label preview (2x), is
-    (height, width) ``shape``."""
+    (height, width) ``shape``; the ``models`` of the cascade each make half the side of the next."""
     from PIL import Image
 
     gifs = sorted((project / "reports" / "gifs").glob("*.gif"))
@@ -92,14 +97,14 @@ def assert_outputs_have_shape(project: Path, shape: tuple[int, int]) -> None:
     sizes = {Image.open(sheet).size for sheet in sheets}
     assert sizes == {(columns * (w * scale + 2) + 2, 16 + rows * (h * scale + 14))}
     manifest = json.loads((project / "reports" / "gifs" / "videos.json").read_text())
-    assert [m["shape"] for m in manifest["models"]] == [
-        [shape[0] // 4, shape[1] // 4], [shape[0] // 2, shape[1] // 2], list(shape)
-    ]  # fmt: skip
+    scales = [2**k for k in reversed(range(models))]
+    assert [m["shape"] for m in manifest["models"]] == [[shape[0] // k, shape[1] // k] for k in scales]
 
 
 def test_init_then_repro_without_labels(tmp_path):
-    """`vdlib init clip.mp4` writes params that validate; `dvc repro` runs them to unconditioned GIFs
-    of the clip's own wide shape (2.35:1), not squares."""
+    """`vdlib init clip.mp4` writes params that validate: for unlabelled footage a base model over the
+    latents of an autoencoder trained on the clip; `dvc repro` runs them to unconditioned GIFs of the
+    clip's own wide shape (2.35:1), not squares, made by the base model alone."""
     project = make_git_project(tmp_path)
     make_clip(project / "clip.mp4", "320x136", 25, 6)
     vdlib = Path(sys.executable).parent / "vdlib"
@@ -109,7 +114,10 @@ def test_init_then_repro_without_labels(tmp_path):
     assert "base.window = 20, base.skip = 1" in done.stdout and "s/step measured here" in done.stdout
     assert "extract.aspect = keep: 128x304 (height x width)" in done.stdout
     assert "1% of each frame is padding, against 57% in a square" in done.stdout
+    assert "base.resolution = 128 from 32x76 latents" in done.stdout
+    assert "(the default for labels: none; --no-latent for a 32 px base model and upsamplers)" in done.stdout
     params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["autoencoder"]["steps"] >= 20 and params["upsampler"]["steps"] == 0
     assert params["extract"]["aspect"] == "keep"
     assert params["labels"]["kind"] == "none" and params["fetch"]["source"] == "clip.mp4"
     assert params["render"]["labels"] == "auto" and params["base"]["steps"] >= 20
@@ -127,9 +135,11 @@ def test_init_then_repro_without_labels(tmp_path):
     params["render"]["base"]["steps"] = 4
     params["evaluate"]["fidelity_clips"] = 1
     write_params_file(project / "params.yaml", base=params)
-    metrics = repro_and_check(project, ["unconditioned-0"])
+    metrics = repro_and_check(project, ["unconditioned-0"], models=("base",))
     assert FrameStore.open(project / "data" / "frames").shape == (128, 304)
-    assert_outputs_have_shape(project, (128, 304))
+    assert_outputs_have_shape(project, (128, 304), models=1)
+    coder = json.loads((project / "reports" / "train_autoencoder" / "metrics.json").read_text())
+    assert coder["step"] == params["autoencoder"]["steps"] and coder["heldout"]["bilinear_psnr"] > 10
     assert metrics["labels"] == "none" and "label_accuracy" not in metrics and "pose" not in metrics
     assert "label_gain" not in metrics  # nothing to gain from labels a model never had
     table = project / "reports" / "eval" / "plots" / "label_accuracy.csv"

@@ -368,9 +368,10 @@ def _add_init(sub: Subparsers) -> None:
         help="frame shape: keep (default: the videos' own), pad or crop (squares)",
     )  # fmt: skip
     p.add_argument(
-        "--latent", action="store_true",
+        "--latent", action=argparse.BooleanOptionalAction, default=None,
         help="a base model that diffuses the latents of an autoencoder trained on the footage, making "
-        "frames at the stored size without upsamplers (default: 32 px frames and two upsamplers)",
+        "frames at the stored size without upsamplers; --no-latent: 32 px frames and two upsamplers "
+        "(default: latents for unlabelled videos, 32 px frames for labelled ones)",
     )  # fmt: skip
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write")
     p.add_argument("--force", action="store_true", help="replace a params.yaml that has edits")

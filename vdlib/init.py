@@ -21,9 +21,11 @@ then picks:
   with timestamp labels the base model gets a larger share of the minutes and clips of exactly
   :data:`CLIP_FRAMES` frames, so it takes more steps, which its labels need, and the 128 px
   upsampler a quarter of the 64 px one's steps;
-- with ``--latent``, a base model that diffuses the latents of an autoencoder trained on the footage
-  (``autoencoder.steps``), making frames at the stored size on its own (no upsamplers), the minutes
-  split by :data:`LATENT_SHARES`, and no augmentation (its clips are latents).
+- for unlabelled videos (or any with ``--latent``), a base model that diffuses the latents of an
+  autoencoder trained on the footage (``autoencoder.steps``), making frames at the stored size on
+  its own (no upsamplers), the minutes split by :data:`LATENT_SHARES`, and no augmentation (its clips
+  are latents); for labelled videos (or any with ``--no-latent``), a 32 px base model and two
+  upsamplers.
 
 Every other value is the shipped CPU recipe (the dataclass defaults of :mod:`vdlib.config`). The
 file starts with a stamp line holding its digest, so a later ``vdlib init`` can tell an untouched
@@ -64,11 +66,20 @@ TABLE_SHARES = {"base": 0.8, "upsampler": 0.16, "fitted": 0.25}
 # up to AUGMENT_ZOOM (reports/real_footage.md: at 14 views, zoom and flips cost loss and realism).
 AUGMENT_VIEWS = 50
 AUGMENT_ZOOM = 0.15
-# With --latent, the shares of the minutes of the autoencoder and of the base model that diffuses its
-# latents (frames at the stored size, no upsamplers); a step on the latents costs about what a 32 px
-# frame's does. Not the default: at 15 minutes on pose footage it placed people worse than the pixel
-# cascade (reports/ablations.md, "A base model that diffuses latents").
+# A latent base model: the shares of the minutes of the autoencoder and of the base model that
+# diffuses its latents (frames at the stored size, no upsamplers); a step on the latents costs about
+# what a 32 px frame's does.
 LATENT_SHARES = {"autoencoder": 0.2, "base": 0.8}
+# The label kinds whose base model diffuses latents unless asked otherwise. Unlabelled: on a 16:9 and
+# a 2.35:1 real clip at 8 minutes, over two training seeds, it moved like the footage (temporal ratio
+# 0.76-0.91, motion 0.70-1.38x the real clips') where the 32 px cascade did not (0.70-0.75,
+# 0.77-1.97x), and its decoder adds 4.1-6.3 dB over the frames at the latents' size where the upsamplers
+# added 0.2-1.9 dB over bicubic (reports/real_footage.md). Pose: at 15 minutes the 32 px cascade put
+# the keypoints nearer the asked pose (0.11 against 0.21; reports/ablations.md, "Pose given as a
+# skeleton image"). Timestamp tables: the latent model read the asked label at chance on a real
+# street clip and on the digits (0.52 of 2 labels, 0.10 of 10) where the cascade read 1.00 and 0.76
+# (reports/real_footage.md, "Timestamp labels").
+LATENT_KINDS = ("none",)
 # render.base.guidance for each label kind, used on every step (reports/ablations.md, "Why the digits
 # come late" and "Pose with keypoint maps": fine labels, weakly learnt within a CPU budget, need it).
 GUIDANCE = {"timestamps": 4.0, "pose": 3.0}
@@ -367,12 +378,19 @@ def choose_latents(params: dict[str, Any], stored: tuple[int, int]) -> str:
     )
 
 
+def wants_latents(asked: bool | None, label_kind: str) -> bool:
+    """Whether the base model diffuses an autoencoder's latents: as ``asked`` (``--latent`` or
+    ``--no-latent``), else for the label kinds of :data:`LATENT_KINDS`."""
+    return label_kind in LATENT_KINDS if asked is None else asked
+
+
 def plan_params(
     sources: list[str], labels: list[str], minutes: float, probe_speed: bool = True, aspect: str = "keep",
-    latent: bool = False,
+    latent: bool | None = None,
 ) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
-    """The params for ``sources`` and the reasons for each choice (see the module's docstring); with
-    ``latent``, a base model that diffuses an autoencoder's latents."""
+    """The params for ``sources`` and the reasons for each choice (see the module's docstring);
+    ``latent`` True or False asks for a base model over an autoencoder's latents or over 32 px
+    frames, None leaves it to the labels (:func:`wants_latents`)."""
     if minutes <= 0:
         raise VdlibError(f"--minutes: expected a positive number of minutes, got {minutes:g}")
     videos = probe_sources(sources)
@@ -411,9 +429,15 @@ def plan_params(
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     reasons.append(choose_guidance(params["render"]["base"], section["kind"]))
+    asked, latent = latent, wants_latents(latent, section["kind"])
+    how = "as asked" if asked is not None else f"the default for labels: {section['kind']}"
     if latent:
-        reasons.append(choose_latents(params, stored))
+        why = choose_latents(params, stored)
+        reasons.append(f"{why} ({how}; --no-latent for a 32 px base model and upsamplers)")
         base = section_from_dict("base", params["base"])
+    else:
+        other = "--latent for a base model over latents"
+        reasons.append(f"a 32 px base model and two upsamplers ({how}; {other})")
     windows, frames = None, None
     if all(v.seconds for v in videos):
         lengths = tuple(math.floor(v.seconds * fps) for v in videos)
