@@ -152,10 +152,12 @@ def test_a_remote_carries_the_run_to_a_fresh_clone_that_renders_without_training
 
 def test_queued_experiments_train_side_by_side(baseline):
     """Two workers: each trains in its own workspace with its share of the cores (train.threads 0)
-    and ends with its own metrics."""
+    and ends with its own metrics (only the stages up to train_base: render and evaluate are the
+    baseline's)."""
     project, _ = baseline
     for lr in ("0.001", "0.004"):
-        dvc(project, "exp", "run", "--queue", "-n", f"lr{lr}", "-S", f"base.lr={lr}", "-S", "train.threads=0")
+        dvc(project, "exp", "run", "--queue", "-n", f"lr{lr}", "-S", f"base.lr={lr}", "-S", "train.threads=0",
+            "train_base")  # fmt: skip
     dvc(project, "exp", "run", "--run-all", "-j", "2")
     assert [line.split()[-1] for line in dvc(project, "queue", "status").splitlines()[1:3]] == ["Success"] * 2
     final_lr = {}
