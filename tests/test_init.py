@@ -13,6 +13,7 @@ from vdlib.init import (
     CLIP_FRAMES,
     GUIDANCE,
     LATENT_KINDS,
+    LATENT_SHARED_NOISE,
     LATENT_SHARES,
     SHARES,
     TABLE_SHARES,
@@ -103,10 +104,13 @@ def test_the_minutes_are_split_by_measured_step_times_and_both_upsamplers_train_
 
 def test_a_latent_base_model_and_its_autoencoder_fill_the_minutes(tmp_path):
     """With ``--latent`` the base model diffuses an autoencoder's latents of frames at the stored size
-    and renders alone; the autoencoder's and the base model's measured steps fill their shares of the
-    minutes (the base model's less the time to encode the frames), and the params pass the check."""
+    and renders alone, from starting noise less shared by a video's frames than the demo's; the
+    autoencoder's and the base model's measured steps fill their shares of the minutes (the base
+    model's less the time to encode the frames), and the params pass the check."""
     clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 4)
-    assert plan_params([str(clip)], ["pose"], 2.0, probe_speed=False)[0]["autoencoder"]["steps"] == 0
+    cascade = plan_params([str(clip)], ["pose"], 2.0, probe_speed=False)[0]
+    assert cascade["autoencoder"]["steps"] == 0
+    assert cascade["render"]["base"]["shared_noise"] == BASE_SAMPLING.shared_noise
     params, reasons = plan_params([str(clip)], ["pose"], 2.0, latent=True)
     planned = next(r for r in reasons if r.startswith("autoencoder.steps = "))
     coder_s, base_s = (float(s) for s in re.findall(r"\(([0-9.]+) s/step", planned))
@@ -118,6 +122,7 @@ def test_a_latent_base_model_and_its_autoencoder_fill_the_minutes(tmp_path):
     assert "on 32x44 latents" in planned  # 128x176 frames, latents 4 times smaller
     assert params["base"]["resolution"] == params["extract"]["resolution"] == 128
     assert (params["upsampler"]["steps"], params["render"]["cascade"]) == (0, 1)
+    assert params["render"]["base"]["shared_noise"] == LATENT_SHARED_NOISE != BASE_SAMPLING.shared_noise
     assert params["base"]["flip"] is False and params["base"]["zoom"] == 0.0
     write_params(params, reasons, tmp_path / "params.yaml")  # validated as the check stage does
 

@@ -115,6 +115,7 @@ def test_init_then_repro_without_labels(tmp_path):
     assert "extract.aspect = keep: 128x304 (height x width)" in done.stdout
     assert "1% of each frame is padding, against 57% in a square" in done.stdout
     assert "base.resolution = 128 from 32x76 latents" in done.stdout
+    assert "render.base.shared_noise = 0.15: its videos move as much as the footage" in done.stdout
     assert "(the default for labels: none; --no-latent for a 32 px base model and upsamplers)" in done.stdout
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["autoencoder"]["steps"] >= 20 and params["upsampler"]["steps"] == 0

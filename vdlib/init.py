@@ -23,8 +23,9 @@ then picks:
   upsampler a quarter of the 64 px one's steps;
 - for unlabelled videos (or any with ``--latent``), a base model that diffuses the latents of an
   autoencoder trained on the footage (``autoencoder.steps``), making frames at the stored size on
-  its own (no upsamplers), the minutes split by :data:`LATENT_SHARES`, and no augmentation (its clips
-  are latents); for labelled videos (or any with ``--no-latent``), a 32 px base model and two
+  its own (no upsamplers), the minutes split by :data:`LATENT_SHARES`, sampled from starting noise
+  :data:`LATENT_SHARED_NOISE` shared by a video's frames, and no augmentation (its clips are
+  latents); for labelled videos (or any with ``--no-latent``), a 32 px base model and two
   upsamplers.
 
 Every other value is the shipped CPU recipe (the dataclass defaults of :mod:`vdlib.config`). The
@@ -70,11 +71,17 @@ AUGMENT_ZOOM = 0.15
 # diffuses its latents (frames at the stored size, no upsamplers); a step on the latents costs about
 # what a 32 px frame's does.
 LATENT_SHARES = {"autoencoder": 0.2, "base": 0.8}
+# The share of a latent base model's starting noise common to a video's frames (the shipped 0.3 is
+# the demo's): on the 16:9 and 2.35:1 real clips, two training seeds each, 0.15 put the temporal ratio
+# inside 0.8-1.25 in all four runs (0.86-1.04; 0.76-0.91 at 0.3) with realism as good or better
+# (reports/real_footage.md, "Starting noise for the latent base model").
+LATENT_SHARED_NOISE = 0.15
 # The label kinds whose base model diffuses latents unless asked otherwise. Unlabelled: on a 16:9 and
 # a 2.35:1 real clip at 8 minutes, over two training seeds, it moved like the footage (temporal ratio
-# 0.76-0.91, motion 0.70-1.38x the real clips') where the 32 px cascade did not (0.70-0.75,
-# 0.77-1.97x), and its decoder adds 4.1-6.3 dB over the frames at the latents' size where the upsamplers
-# added 0.2-1.9 dB over bicubic (reports/real_footage.md). Pose: at 15 minutes the 32 px cascade put
+# 0.76-0.91, motion 0.70-1.38x the real clips'; 0.86-1.04 and 0.75-0.90x at LATENT_SHARED_NOISE)
+# where the 32 px cascade did not (0.70-0.75, 0.77-1.97x), and its decoder adds 4.1-6.3 dB over the
+# frames at the latents' size where the upsamplers added 0.2-1.9 dB over bicubic
+# (reports/real_footage.md). Pose: at 15 minutes the 32 px cascade put
 # the keypoints nearer the asked pose (0.11 against 0.21; reports/ablations.md, "Pose given as a
 # skeleton image"). Timestamp tables: the latent model read the asked label at chance on a real
 # street clip and on the digits (0.52 of 2 labels, 0.10 of 10) where the cascade read 1.00 and 0.76
@@ -370,11 +377,13 @@ def choose_latents(params: dict[str, Any], stored: tuple[int, int]) -> str:
     params["base"]["resolution"] = resolution
     params["upsampler"]["steps"] = 0
     params["render"]["cascade"] = 1
+    params["render"]["base"]["shared_noise"] = LATENT_SHARED_NOISE
     height, width = shape_at(stored, resolution)
     return (
         f"base.resolution = {resolution} from {height // factor}x{width // factor} latents of an autoencoder "
         f"trained on the footage (autoencoder.steps > 0), rendered alone (render.cascade = 1, "
-        f"upsampler.steps = 0): its decoder draws frames {factor} times the latents' side"
+        f"upsampler.steps = 0): its decoder draws frames {factor} times the latents' side; "
+        f"render.base.shared_noise = {LATENT_SHARED_NOISE:g}: its videos move as much as the footage"
     )
 
 
