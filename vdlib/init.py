@@ -81,11 +81,11 @@ LATENT_SHARED_NOISE = 0.15
 # 0.76-0.91, motion 0.70-1.38x the real clips'; 0.86-1.04 and 0.75-0.90x at LATENT_SHARED_NOISE)
 # where the 32 px cascade did not (0.70-0.75, 0.77-1.97x), and its decoder adds 4.1-6.3 dB over the
 # frames at the latents' size where the upsamplers added 0.2-1.9 dB over bicubic
-# (reports/real_footage.md). Pose: at 15 minutes the 32 px cascade put
-# the keypoints nearer the asked pose (0.11 against 0.21; reports/ablations.md, "Pose given as a
-# skeleton image"). Timestamp tables: the latent model read the asked label at chance on a real
-# street clip and on the digits (0.52 of 2 labels, 0.10 of 10) where the cascade read 1.00 and 0.76
-# (reports/real_footage.md, "Timestamp labels").
+# (reports/real_footage.md). Pose: at 15 minutes the 32 px cascade put the keypoints nearer the
+# asked pose (0.11 against 0.21; reports/ablations.md, "Pose given as a skeleton image"). Timestamp
+# tables: the latent model read the asked label at chance on a real street clip and on the digits
+# (0.52 of 2 labels, 0.10 of 10) where the cascade read 1.00 and 0.76 (reports/real_footage.md,
+# "Timestamp labels").
 LATENT_KINDS = ("none",)
 # render.base.guidance for each label kind, used on every step (reports/ablations.md, "Why the digits
 # come late" and "Pose with keypoint maps": fine labels, weakly learnt within a CPU budget, need it).
