@@ -438,9 +438,9 @@ def plan_params(
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     reasons.append(choose_guidance(params["render"]["base"], section["kind"]))
-    asked, latent = latent, wants_latents(latent, section["kind"])
-    how = "as asked" if asked is not None else f"the default for labels: {section['kind']}"
-    if latent:
+    use_latents = wants_latents(latent, section["kind"])
+    how = "as asked" if latent is not None else f"the default for labels: {section['kind']}"
+    if use_latents:
         why = choose_latents(params, stored)
         reasons.append(f"{why} ({how}; --no-latent for a 32 px base model and upsamplers)")
         base = section_from_dict("base", params["base"])
@@ -451,11 +451,11 @@ def plan_params(
     if all(v.seconds for v in videos):
         lengths = tuple(math.floor(v.seconds * fps) for v in videos)
         windows, frames = len(ClipWindows(lengths, window, skip, val).train_starts), sum(lengths)
-    if probe_speed and latent:
+    if probe_speed and use_latents:
         reasons.append(plan_latent_steps(params, base, stored, cond_dim, section["kind"], minutes, frames))
     elif probe_speed:
         reasons.append(plan_steps(params, base, stored, cond_dim, section["kind"], minutes))
-    if latent:
+    if use_latents:
         reasons.append("no augmentation: the base model's clips are latents, each made once from its frame")
     else:
         reasons.append(choose_augmentation(params["base"], windows, section["kind"]))
