@@ -30,12 +30,15 @@ from vdlib.data.video import ffmpeg_exe
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_testsrc(path: Path, width: int, height: int, seconds: float, rate: int = 25) -> Path:
-    """An ffmpeg ``testsrc2`` clip (moving pattern with a frame counter), H.264 in the path's container."""
+def make_testsrc(
+    path: Path, width: int, height: int, seconds: float, rate: int = 25, pattern: str = "testsrc2"
+) -> Path:
+    """An ffmpeg test source clip, H.264 in the path's container: by default ``testsrc2`` (a moving
+    pattern with a frame counter); ``pattern="color"`` gives a still black picture."""
     subprocess.run(
         [
             ffmpeg_exe(), "-hide_banner", "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}",
+            "-f", "lavfi", "-i", f"{pattern}=size={width}x{height}:rate={rate}:duration={seconds}",
             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(path),
         ],
         check=True,

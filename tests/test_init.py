@@ -13,13 +13,15 @@ from vdlib.init import (
     CLIP_FRAMES,
     GUIDANCE,
     LATENT_KINDS,
-    LATENT_SHARED_NOISE,
     LATENT_SHARES,
+    MOVING_CHANGE,
+    MOVING_SHARED_NOISE,
     SHARES,
     TABLE_SHARES,
     Probed,
     choose_augmentation,
     choose_shape,
+    choose_shared_noise,
     plan_params,
     write_params,
 )
@@ -52,6 +54,24 @@ def test_init_keeps_a_wide_clips_shape_unless_asked_for_squares(tmp_path):
     squares, reasons = plan_params([str(clip)], ["none"], 1.0, probe_speed=False, aspect="pad")
     assert squares["extract"]["aspect"] == "pad"
     assert "extract.aspect = pad: 128x128 squares, as asked" in reasons
+
+
+@pytest.mark.parametrize("latent", [True, False])
+def test_moving_footage_gets_less_shared_starting_noise(tmp_path, latent):
+    """Videos whose frames change by at least MOVING_CHANGE grey levels from one base frame to the next
+    are sampled from less shared starting noise than the shipped share, whichever base model they
+    get; a still picture keeps the shipped share; the reason quotes the measured change."""
+    moving = make_testsrc(tmp_path / "moving.mp4", 160, 120, 3)
+    still = make_testsrc(tmp_path / "still.mp4", 160, 120, 3, pattern="color")
+    for clip, expected in ((moving, MOVING_SHARED_NOISE), (still, BASE_SAMPLING.shared_noise)):
+        params, reasons = plan_params([str(clip)], ["none"], 1.0, probe_speed=False, latent=latent)
+        assert params["render"]["base"]["shared_noise"] == expected
+        said = next(r for r in reasons if r.startswith("render.base.shared_noise"))
+        change = float(re.search(r"change by ([0-9.]+) grey levels", said)[1])
+        assert (change >= MOVING_CHANGE) is (clip == moving) and (change == 0.0) is (clip == still)
+    unknown = {"shared_noise": BASE_SAMPLING.shared_noise}
+    assert "unknown until fetched" in choose_shared_noise(unknown, None)
+    assert unknown["shared_noise"] == BASE_SAMPLING.shared_noise
 
 
 @pytest.mark.parametrize("labels", [["none"], ["pose"], ["labels/tables/demo.csv"]])
@@ -104,13 +124,11 @@ def test_the_minutes_are_split_by_measured_step_times_and_both_upsamplers_train_
 
 def test_a_latent_base_model_and_its_autoencoder_fill_the_minutes(tmp_path):
     """With ``--latent`` the base model diffuses an autoencoder's latents of frames at the stored size
-    and renders alone, from starting noise less shared by a video's frames than the demo's; the
-    autoencoder's and the base model's measured steps fill their shares of the minutes (the base
-    model's less the time to encode the frames), and the params pass the check."""
+    and renders alone; the autoencoder's and the base model's measured steps fill their shares of the
+    minutes (the base model's less the time to encode the frames), and the params pass the check."""
     clip = make_testsrc(tmp_path / "clip.mp4", 160, 120, 4)
     cascade = plan_params([str(clip)], ["pose"], 2.0, probe_speed=False)[0]
     assert cascade["autoencoder"]["steps"] == 0
-    assert cascade["render"]["base"]["shared_noise"] == BASE_SAMPLING.shared_noise
     params, reasons = plan_params([str(clip)], ["pose"], 2.0, latent=True)
     planned = next(r for r in reasons if r.startswith("autoencoder.steps = "))
     coder_s, base_s = (float(s) for s in re.findall(r"\(([0-9.]+) s/step", planned))
@@ -122,7 +140,6 @@ def test_a_latent_base_model_and_its_autoencoder_fill_the_minutes(tmp_path):
     assert "on 32x44 latents" in planned  # 128x176 frames, latents 4 times smaller
     assert params["base"]["resolution"] == params["extract"]["resolution"] == 128
     assert (params["upsampler"]["steps"], params["render"]["cascade"]) == (0, 1)
-    assert params["render"]["base"]["shared_noise"] == LATENT_SHARED_NOISE != BASE_SAMPLING.shared_noise
     assert params["base"]["flip"] is False and params["base"]["zoom"] == 0.0
     write_params(params, reasons, tmp_path / "params.yaml")  # validated as the check stage does
 

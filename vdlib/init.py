@@ -23,10 +23,13 @@ then picks:
   upsampler a quarter of the 64 px one's steps;
 - for unlabelled videos (or any with ``--latent``), a base model that diffuses the latents of an
   autoencoder trained on the footage (``autoencoder.steps``), making frames at the stored size on
-  its own (no upsamplers), the minutes split by :data:`LATENT_SHARES`, sampled from starting noise
-  :data:`LATENT_SHARED_NOISE` shared by a video's frames, and no augmentation (its clips are
-  latents); for labelled videos (or any with ``--no-latent``), a 32 px base model and two
-  upsamplers.
+  its own (no upsamplers), the minutes split by :data:`LATENT_SHARES`, and no augmentation (its
+  clips are latents); for labelled videos (or any with ``--no-latent``), a 32 px base model and two
+  upsamplers;
+- ``render.base.shared_noise``: :data:`MOVING_SHARED_NOISE` of the starting noise shared by a
+  video's frames, not the shipped 0.3, when the local videos' frames change by at least
+  :data:`MOVING_CHANGE` grey levels from one base frame to the next (measured on their first
+  minute), so videos of moving footage move as much as it does.
 
 Every other value is the shipped CPU recipe (the dataclass defaults of :mod:`vdlib.config`). The
 file starts with a stamp line holding its digest, so a later ``vdlib init`` can tell an untouched
@@ -43,6 +46,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vdlib.config import ModelTrainConfig, clip_frames, section_from_dict
 from vdlib.core.common import VdlibError
@@ -71,14 +76,24 @@ AUGMENT_ZOOM = 0.15
 # diffuses its latents (frames at the stored size, no upsamplers); a step on the latents costs about
 # what a 32 px frame's does.
 LATENT_SHARES = {"autoencoder": 0.2, "base": 0.8}
-# The share of a latent base model's starting noise common to a video's frames (the shipped 0.3 is
-# the demo's): on the 16:9 and 2.35:1 real clips, two training seeds each, 0.15 put the temporal ratio
-# inside 0.8-1.25 in all four runs (0.86-1.04; 0.76-0.91 at 0.3) with realism as good or better
-# (reports/real_footage.md, "Starting noise for the latent base model").
-LATENT_SHARED_NOISE = 0.15
+# Footage whose stored frames change by at least MOVING_CHANGE grey levels (0-255, mean absolute
+# difference between the base model's consecutive frames, evaluate's temporal.real_difference) is
+# sampled from starting noise MOVING_SHARED_NOISE shared by a video's frames, less than the shipped
+# 0.3 (the demo's, whose frames change by 2.4). Real clips change by 18-21: at 0.15 the temporal ratio
+# of latent base models rose from 0.76-0.91 to 0.86-1.04 (16:9 and 2.35:1 clips, two training seeds),
+# of the 32 px cascade by 0.02-0.13 (table-labelled street 0.74 to 0.82, temple 0.73 to 0.86), and the
+# pose cascade found a person in more frames (0.68 to 0.74). The digits change by 5.3: at 0.15
+# their temporal ratio rose past 1.25 (1.18 to 1.33) and their identity fell (0.77 to 0.72)
+# (reports/real_footage.md, "Starting noise by how much the footage moves").
+MOVING_CHANGE = 10.0
+MOVING_SHARED_NOISE = 0.15
+# How much of the footage init decodes to measure its change: the first MOTION_SECONDS of up to
+# MOTION_VIDEOS videos spread over the list.
+MOTION_SECONDS = 60.0
+MOTION_VIDEOS = 8
 # The label kinds whose base model diffuses latents unless asked otherwise. Unlabelled: on a 16:9 and
 # a 2.35:1 real clip at 8 minutes, over two training seeds, it moved like the footage (temporal ratio
-# 0.76-0.91, motion 0.70-1.38x the real clips'; 0.86-1.04 and 0.75-0.90x at LATENT_SHARED_NOISE)
+# 0.76-0.91, motion 0.70-1.38x the real clips'; 0.86-1.04 and 0.75-0.90x at MOVING_SHARED_NOISE)
 # where the 32 px cascade did not (0.70-0.75, 0.77-1.97x), and its decoder adds 4.1-6.3 dB over the
 # frames at the latents' size where the upsamplers added 0.2-1.9 dB over bicubic
 # (reports/real_footage.md). Pose: at 15 minutes the 32 px cascade put the keypoints nearer the
@@ -171,6 +186,46 @@ def choose_guidance(sampling: dict[str, Any], kind: str) -> str:
     return (
         f"render.base.guidance = {GUIDANCE[kind]:g} on every step (guidance_share = 1): "
         f"{kind} labels are a small part of each frame and steer only when guided strongly"
+    )
+
+
+def footage_change(
+    videos: list[Probed], shape: tuple[int, int], aspect: str, fps: float, stride: int
+) -> float | None:
+    """Mean absolute difference (grey levels, 0-255) between frames ``stride`` apart of the local
+    ``videos`` decoded at ``fps`` and ``shape`` (height, width) as extract stores them: the first
+    :data:`MOTION_SECONDS` of up to :data:`MOTION_VIDEOS` of them. None when none is local or long
+    enough."""
+    from vdlib.data.frames import evenly_spaced
+    from vdlib.data.video import FrameFit, decode_frames
+
+    local = [v for v in videos if v.seconds]
+    picked = [local[i] for i in evenly_spaced(np.arange(len(local)), MOTION_VIDEOS)]
+    fit = FrameFit(*shape, mode="crop" if aspect == "crop" else "pad")
+    total, pairs = 0.0, 0
+    for video in picked:
+        kept = np.zeros((0, *shape, 3), np.float32)  # the last ``stride`` frames of the chunk before
+        for chunk in decode_frames(video.source, fit, fps, end=MOTION_SECONDS):
+            frames = np.concatenate([kept, chunk.astype(np.float32)])
+            if len(frames) > stride:
+                diffs = np.abs(frames[stride:] - frames[:-stride]).mean(axis=(1, 2, 3))
+                total, pairs = total + float(diffs.sum()), pairs + len(diffs)
+            kept = frames[-stride:]
+    return total / pairs if pairs else None
+
+
+def choose_shared_noise(sampling: dict[str, Any], change: float | None) -> str:
+    """Set ``sampling``'s (``render.base``) shared starting noise for footage whose frames change by
+    ``change`` grey levels (:data:`MOVING_CHANGE`); say why."""
+    if change is None:
+        return "render.base.shared_noise as shipped: the footage's motion is unknown until fetched"
+    moved = f"the footage's frames change by {change:.1f} grey levels from one base frame to the next"
+    if change < MOVING_CHANGE:
+        return f"render.base.shared_noise = {sampling['shared_noise']:g} (as shipped): {moved}"
+    sampling["shared_noise"] = MOVING_SHARED_NOISE
+    return (
+        f"render.base.shared_noise = {MOVING_SHARED_NOISE:g}: {moved} (at least {MOVING_CHANGE:g}), "
+        "so its videos start less alike"
     )
 
 
@@ -377,13 +432,11 @@ def choose_latents(params: dict[str, Any], stored: tuple[int, int]) -> str:
     params["base"]["resolution"] = resolution
     params["upsampler"]["steps"] = 0
     params["render"]["cascade"] = 1
-    params["render"]["base"]["shared_noise"] = LATENT_SHARED_NOISE
     height, width = shape_at(stored, resolution)
     return (
         f"base.resolution = {resolution} from {height // factor}x{width // factor} latents of an autoencoder "
         f"trained on the footage (autoencoder.steps > 0), rendered alone (render.cascade = 1, "
-        f"upsampler.steps = 0): its decoder draws frames {factor} times the latents' side; "
-        f"render.base.shared_noise = {LATENT_SHARED_NOISE:g}: its videos move as much as the footage"
+        f"upsampler.steps = 0): its decoder draws frames {factor} times the latents' side"
     )
 
 
@@ -438,6 +491,8 @@ def plan_params(
     params["render"]["frames"] = 2 * base.frames
     reasons.append(f"render: auto requests, {2 * base.frames} frames per video")
     reasons.append(choose_guidance(params["render"]["base"], section["kind"]))
+    change = footage_change(videos, stored, aspect, fps, skip + 1)
+    reasons.append(choose_shared_noise(params["render"]["base"], change))
     use_latents = wants_latents(latent, section["kind"])
     how = "as asked" if latent is not None else f"the default for labels: {section['kind']}"
     if use_latents:
