@@ -198,18 +198,19 @@ def footage_change(
     enough."""
     from vdlib.data.frames import evenly_spaced
     from vdlib.data.video import FrameFit, decode_frames
+    from vdlib.evaluation.motion import mean_difference
 
     local = [v for v in videos if v.seconds]
     picked = [local[i] for i in evenly_spaced(np.arange(len(local)), MOTION_VIDEOS)]
     fit = FrameFit(*shape, mode="crop" if aspect == "crop" else "pad")
     total, pairs = 0.0, 0
     for video in picked:
-        kept = np.zeros((0, *shape, 3), np.float32)  # the last ``stride`` frames of the chunk before
+        kept = np.zeros((0, *shape, 3), np.uint8)  # the last ``stride`` frames of the chunk before
         for chunk in decode_frames(video.source, fit, fps, end=MOTION_SECONDS):
-            frames = np.concatenate([kept, chunk.astype(np.float32)])
-            if len(frames) > stride:
-                diffs = np.abs(frames[stride:] - frames[:-stride]).mean(axis=(1, 2, 3))
-                total, pairs = total + float(diffs.sum()), pairs + len(diffs)
+            frames = np.concatenate([kept, chunk])
+            if len(frames) > stride:  # evaluate's measure, weighted by its pairs
+                total += mean_difference(frames[stride:], frames[:-stride]) * (len(frames) - stride)
+                pairs += len(frames) - stride
             kept = frames[-stride:]
     return total / pairs if pairs else None
 
